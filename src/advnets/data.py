@@ -1,0 +1,186 @@
+"""MNIST: download (or copy from a local mirror), verify, and split as the paper did.
+
+Splits (paper-2014-spec.md section 2): train = the first 50,000 official training images in file
+order, valid = the last 10,000, test = the official 10,000. Pixels are stored as uint8 and served
+by `load_mnist` as float32 in [0, 1], shape [N, 784].
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import socket
+import tempfile
+import zlib
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from advnets.atomic import replace_dir
+from advnets.errors import AdvnetsError
+
+MIRROR_ENV = "ADVNETS_MNIST_MIRROR"
+SPLITS = ("train", "valid", "test")
+DOWNLOAD_TIMEOUT_S = 30
+
+# md5 of the *decompressed* IDX files: the same for the public files and for any recompressed
+# mirror of them (values from the MNIST mirror's README).
+CONTENT_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+
+
+class ChecksumError(AdvnetsError):
+    """A downloaded or mirrored file is corrupt, truncated or not the expected one."""
+
+
+class DownloadError(AdvnetsError):
+    """MNIST could not be fetched from any public mirror."""
+
+
+class MissingDataError(AdvnetsError, FileNotFoundError):
+    """A prepared split is not there yet."""
+
+
+class MirrorError(AdvnetsError, FileNotFoundError):
+    """The configured local mirror folder is missing or incomplete."""
+
+
+def md5_of(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_mirror(configured: str | None) -> Path | None:
+    """The local mirror folder: $ADVNETS_MNIST_MIRROR wins over params' data.mirror."""
+    chosen = os.environ.get(MIRROR_ENV) or configured
+    if not chosen:
+        return None
+    folder = Path(chosen).expanduser()
+    if not folder.is_dir():
+        raise MirrorError(f"MNIST mirror {folder} is not a folder (from ${MIRROR_ENV} or data.mirror)")
+    return folder
+
+
+def _public_sources() -> list[tuple[list[str], str, str]]:
+    """(urls, file name, md5 of the .gz) for each file, from torchvision's own list of mirrors."""
+    from torchvision.datasets import MNIST
+
+    return [([m + name for m in MNIST.mirrors], name, md5) for name, md5 in MNIST.resources]
+
+
+def download(dest: Path) -> dict[str, Path]:
+    """Fetch the four public .gz files into dest, each checked against torchvision's md5."""
+    from torchvision.datasets.utils import download_url
+
+    fetched: dict[str, Path] = {}
+    previous_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # an unreachable host fails fast, never hangs
+    try:
+        for urls, name, gz_md5 in _public_sources():
+            errors = []
+            for url in urls:
+                try:
+                    download_url(url, str(dest), filename=name)
+                    break
+                except OSError as exc:  # URLError, HTTPError, timeouts
+                    errors.append(f"{url}: {exc}")
+                    (dest / name).unlink(missing_ok=True)  # else the next mirror would skip it
+            else:
+                raise DownloadError(
+                    f"could not download {name}:\n  " + "\n  ".join(errors) + "\n"
+                    f"Without internet, point ${MIRROR_ENV} (or data.mirror in params.yaml) at a "
+                    "folder holding the four MNIST .gz files."
+                )
+            path = dest / name
+            _check_md5(path, gz_md5, md5_of(path))
+            fetched[name.removesuffix(".gz")] = path
+    finally:
+        socket.setdefaulttimeout(previous_timeout)
+    return fetched
+
+
+def from_mirror(mirror: Path) -> dict[str, Path]:
+    """The four .gz files of a local mirror (verified after decompression)."""
+    files = {name: mirror / f"{name}.gz" for name in CONTENT_MD5}
+    missing = [str(p) for p in files.values() if not p.is_file()]
+    if missing:
+        raise MirrorError("MNIST mirror lacks: " + ", ".join(missing))
+    return files
+
+
+def _check_md5(path: Path, expected: str, actual: str) -> None:
+    if actual != expected:
+        raise ChecksumError(f"{path}: corrupt or wrong file: md5 expected {expected}, got {actual}")
+
+
+def decompress_verified(gz_path: Path, out_path: Path, expected_md5: str) -> None:
+    """Gunzip with a progress bar, checking the md5 of the decompressed content."""
+    digest = hashlib.md5()
+    try:
+        with gzip.open(gz_path, "rb") as src, open(out_path, "wb") as dst, tqdm(
+            desc=f"decompress {gz_path.name}", unit="B", unit_scale=True, leave=False
+        ) as bar:
+            for block in iter(lambda: src.read(1 << 20), b""):
+                digest.update(block)
+                dst.write(block)
+                bar.update(len(block))
+    except (OSError, EOFError, zlib.error) as exc:  # bad CRC, truncated stream, not gzip
+        raise ChecksumError(
+            f"{gz_path}: corrupt or truncated gzip ({exc}); md5 of content expected {expected_md5}, "
+            "got none (unreadable)"
+        ) from None
+    _check_md5(gz_path, expected_md5, digest.hexdigest())
+
+
+def _read_idx(raw: dict[str, Path], kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+
+    images = read_image_file(str(raw[f"{kind}-images-idx3-ubyte"])).reshape(-1, 28 * 28)
+    labels = read_label_file(str(raw[f"{kind}-labels-idx1-ubyte"])).long()
+    return images.contiguous(), labels
+
+
+def prepare_mnist(out_dir: str | Path, mirror: Path | None, train_size: int, valid_size: int) -> None:
+    """Write out_dir/{train,valid,test}.pt; nothing is left behind if any step fails."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".mnist-", dir=out_dir.parent) as work:
+        work = Path(work)
+        gz_files = from_mirror(mirror) if mirror else download(work)
+        raw = {}
+        for name, gz_path in gz_files.items():
+            raw[name] = work / name
+            decompress_verified(gz_path, raw[name], CONTENT_MD5[name])
+
+        train_images, train_labels = _read_idx(raw, "train")
+        test_images, test_labels = _read_idx(raw, "t10k")
+        splits = {
+            "train": (train_images[:train_size], train_labels[:train_size]),
+            "valid": (train_images[-valid_size:], train_labels[-valid_size:]),
+            "test": (test_images, test_labels),
+        }
+        staged = work / "out"
+        staged.mkdir()
+        for split, (images, labels) in splits.items():
+            torch.save({"images": images.clone(), "labels": labels.clone()}, staged / f"{split}.pt")
+        replace_dir(staged, out_dir)
+
+
+def load_mnist(split: str, root: str | Path = "data") -> tuple[torch.Tensor, torch.Tensor]:
+    """(images float32 [N, 784] in [0, 1], labels int64 [N]) of a prepared split."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    path = Path(root) / "mnist" / f"{split}.pt"
+    if not path.is_file():
+        raise MissingDataError(f"{path} not found: run `dvc repro download` first")
+    stored = torch.load(path, weights_only=True)
+    return stored["images"].float().div_(255.0), stored["labels"]

@@ -1,0 +1,87 @@
+"""Shared fixtures: the offline MNIST mirror, prepared splits, and the repository's params."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from advnets.data import MIRROR_ENV, prepare_mnist
+from advnets.params import read_yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def mnist_mirror() -> Path:
+    """Real MNIST as gzip IDX: $ADVNETS_MNIST_MIRROR, else ../shared/data/mnist beside the repo."""
+    mirror = Path(os.environ.get(MIRROR_ENV) or REPO.parent / "shared" / "data" / "mnist")
+    assert (mirror / "train-images-idx3-ubyte.gz").is_file(), f"no MNIST mirror at {mirror}"
+    return mirror
+
+
+@pytest.fixture(scope="session")
+def mnist_root(tmp_path_factory, mnist_mirror) -> Path:
+    """A data root holding the paper's prepared splits (data/mnist/*.pt)."""
+    root = tmp_path_factory.mktemp("data")
+    prepare_mnist(root / "mnist", mnist_mirror, train_size=50_000, valid_size=10_000)
+    return root
+
+
+@pytest.fixture
+def raw_params() -> dict:
+    """The repository's params.yaml as a fresh, mutable mapping."""
+    return read_yaml(REPO / "params.yaml")
+
+
+class PipelineCopy:
+    """The pipeline (dvc.yaml, params, stages, library) in a fresh git + DVC repository."""
+
+    def __init__(self, root: Path, mirror: Path):
+        self.root = root
+        for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
+            shutil.copy2(REPO / name, root / name)
+        for folder in ("stages", "src"):
+            shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+        self.env = {
+            **os.environ,
+            MIRROR_ENV: str(mirror),
+            "PYTHONPATH": str(root / "src"),
+            "DVC_NO_ANALYTICS": "1",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+        }
+        self.run("git", "init", "-q")
+        self.run("dvc", "init", "-q")
+        self.run("dvc", "config", "core.check_update", "false")
+
+    def run_unchecked(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(args, cwd=self.root, env=self.env, capture_output=True, text=True)
+
+    def run(self, *args: str) -> subprocess.CompletedProcess:
+        result = self.run_unchecked(*args)
+        assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+        return result
+
+    def repro(self, *targets: str) -> str:
+        return self.run("dvc", "repro", *targets).stdout
+
+    def set_params(self, **sections: dict) -> None:
+        """Update params.yaml section by section, e.g. set_params(train={"epochs": 2})."""
+        raw = read_yaml(self.root / "params.yaml")
+        for section, values in sections.items():
+            raw[section].update(values)
+        (self.root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+
+    def lock(self) -> dict:
+        return yaml.safe_load((self.root / "dvc.lock").read_text())
+
+
+@pytest.fixture
+def pipeline(tmp_path, mnist_mirror) -> PipelineCopy:
+    root = tmp_path / "repo"
+    root.mkdir()
+    return PipelineCopy(root, mnist_mirror)

@@ -1,0 +1,62 @@
+import pytest
+
+from advnets.params import ParamsError, load_params, validate
+from conftest import REPO
+
+
+def test_repository_params_are_valid():
+    params = load_params(REPO / "params.yaml")
+    assert (params.data.train_size, params.data.valid_size) == (50_000, 10_000)
+
+
+def test_unknown_key_is_refused_by_full_name(raw_params):
+    raw_params["data"]["valid_szie"] = 10
+    with pytest.raises(ParamsError, match=r"data\.valid_szie: unknown key"):
+        validate(raw_params)
+
+
+def test_unknown_section_is_refused(raw_params):
+    raw_params["dataa"] = {}
+    with pytest.raises(ParamsError, match=r"dataa: unknown key"):
+        validate(raw_params)
+
+
+def test_wrong_type_is_refused(raw_params):
+    raw_params["data"]["train_size"] = "50000"
+    with pytest.raises(ParamsError, match=r"data\.train_size: .*integer.*got '50000'"):
+        validate(raw_params)
+
+
+def test_out_of_range_value_is_refused_with_the_value(raw_params):
+    raw_params["data"]["valid_size"] = -5
+    with pytest.raises(ParamsError, match=r"data\.valid_size: .*greater than 0, got -5"):
+        validate(raw_params)
+
+
+def test_splits_larger_than_mnist_are_refused(raw_params):
+    raw_params["data"]["train_size"] = 55_000
+    with pytest.raises(ParamsError, match=r"data: train_size \+ valid_size must be <= 60000"):
+        validate(raw_params)
+
+
+def test_missing_key_is_refused(raw_params):
+    del raw_params["data"]["mirror"]
+    with pytest.raises(ParamsError, match=r"data\.mirror: missing"):
+        validate(raw_params)
+
+
+def test_every_problem_is_reported_at_once(raw_params):
+    raw_params["data"]["valid_size"] = 0
+    raw_params["data"]["extra"] = 1
+    with pytest.raises(ParamsError) as info:
+        validate(raw_params)
+    assert "data.valid_size" in str(info.value) and "data.extra" in str(info.value)
+
+
+def test_unreadable_file_is_refused(tmp_path):
+    bad = tmp_path / "params.yaml"
+    bad.write_text("data: [unclosed\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(bad)
+    with pytest.raises(ParamsError, match="not found"):
+        load_params(tmp_path / "absent.yaml")
