@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from advnets.data import MIRROR_ENV, prepare_mnist
-from advnets.params import read_yaml
+from advnets.params import read_yaml, validate
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -85,3 +85,43 @@ def pipeline(tmp_path, mnist_mirror) -> PipelineCopy:
     root = tmp_path / "repo"
     root.mkdir()
     return PipelineCopy(root, mnist_mirror)
+
+
+TINY = {
+    "model": {"g_hidden": [32, 32], "d_units": [16, 16], "d_pieces": 3},
+    "train": {"epochs": 2, "batches_per_epoch": 4, "batch_size": 25, "monitor_samples": 10, "grid_every": 1},
+}
+
+
+def override(raw: dict, changes: dict) -> dict:
+    for section, values in changes.items():
+        raw[section].update(values)
+    return raw
+
+
+@pytest.fixture
+def tiny_params(raw_params):
+    """Validated params with small nets and a few short epochs."""
+    return validate(override(raw_params, TINY))
+
+
+@pytest.fixture(scope="session")
+def empty_mlflow_store(tmp_path_factory) -> Path:
+    """An mlflow.db with the schema created (creating one takes seconds); copy it, don't use it."""
+    import mlflow
+
+    path = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch, mnist_root, empty_mlflow_store) -> Path:
+    """A working directory laid out like the repository: data/, a fresh MLflow store, no env URI."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "mnist").symlink_to(mnist_root / "mnist", target_is_directory=True)
+    shutil.copy(empty_mlflow_store, tmp_path / "mlflow.db")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    return tmp_path

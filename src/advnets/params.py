@@ -7,7 +7,7 @@ wrong types and out-of-range values are refused before any work, naming the full
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from advnets.errors import AdvnetsError
@@ -42,8 +42,76 @@ class DataParams(_Section):
         return self
 
 
+PositiveInt = Annotated[int, Field(gt=0)]
+Probability = Annotated[float, Field(gt=0, le=1)]
+
+
+class ModelParams(_Section):
+    noise: Literal["uniform", "gaussian"]
+    noise_dim: PositiveInt
+    g_hidden: list[PositiveInt] = Field(min_length=1)
+    g_init_range: float = Field(gt=0)
+    d_units: list[PositiveInt] = Field(min_length=1)
+    d_pieces: PositiveInt
+    d_init_range: float = Field(gt=0)
+    d_keep_input: Probability
+    d_keep_hidden: Probability
+
+
+class TrainParams(_Section):
+    update: Literal["simultaneous", "alternating"]
+    k: PositiveInt
+    g_loss: Literal["non_saturating", "minimax"]
+    d_loss_scale: float = Field(gt=0)
+    batch_size: PositiveInt
+    lr: float = Field(gt=0)
+    lr_decay: float = Field(ge=1)
+    lr_min: float = Field(ge=0)
+    momentum_start: float = Field(ge=0, lt=1)
+    momentum_end: float = Field(ge=0, lt=1)
+    momentum_ramp_epochs: PositiveInt
+    epochs: PositiveInt
+    batches_per_epoch: PositiveInt | None
+    seed: int = Field(ge=0)
+    device: Literal["auto", "cpu", "cuda"]
+    monitor_samples: PositiveInt
+    monitor_sigma: float = Field(gt=0)
+    grid_every: PositiveInt
+
+
+class TrackingParams(_Section):
+    experiment: str = Field(min_length=1)
+
+
 class Params(_Section):
     data: DataParams
+    model: ModelParams
+    train: TrainParams
+    tracking: TrackingParams
+
+    @model_validator(mode="after")
+    def _batches_fit(self) -> Params:
+        full_epoch = self.data.train_size // self.train.batch_size
+        if full_epoch == 0:
+            raise ValueError(
+                f"train.batch_size must be <= data.train_size, "
+                f"got {self.train.batch_size} > {self.data.train_size}"
+            )
+        if (self.train.batches_per_epoch or 0) > full_epoch:
+            raise ValueError(
+                f"train.batches_per_epoch must be <= data.train_size // train.batch_size = "
+                f"{full_epoch}, got {self.train.batches_per_epoch}"
+            )
+        return self
+
+    def flat(self, *sections: str) -> dict[str, Any]:
+        """Dotted keys, as `dvc params diff` names them: {'train.lr': 0.1, ...}."""
+        dumped = self.model_dump()
+        return {
+            f"{section}.{key}": value
+            for section in sections or dumped
+            for key, value in dumped[section].items()
+        }
 
 
 def _describe(error: dict[str, Any]) -> str:

@@ -1,0 +1,91 @@
+"""MLflow tracking: the embedded sqlite store at the repository root unless MLFLOW_TRACKING_URI
+says otherwise, absolute paths throughout, and the lineage tags every run carries."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import torch
+import yaml
+
+from advnets.atomic import write_text
+
+
+def repo_root() -> Path:
+    """Where the stage runs from: $DVC_ROOT under DVC, else the working directory."""
+    return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
+
+
+_uri_set_here: str | None = None  # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI
+
+
+def user_tracking_uri() -> str | None:
+    """MLFLOW_TRACKING_URI as the user set it (not as an earlier call of ours exported it)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    return uri if uri and uri != _uri_set_here else None
+
+
+def tracking_uri(root: Path) -> str:
+    return user_tracking_uri() or f"sqlite:///{(root / 'mlflow.db').resolve()}"
+
+
+def experiment_id(name: str, root: Path) -> str:
+    """Point MLflow at the store; the experiment's id, created with an absolute artifact folder
+    beside our embedded store (a user's own server decides its artifact store itself)."""
+    global _uri_set_here
+    own_store = user_tracking_uri() is None
+    _uri_set_here = tracking_uri(root)
+    mlflow.set_tracking_uri(_uri_set_here)
+    existing = mlflow.get_experiment_by_name(name)
+    if existing is not None:
+        return existing.experiment_id
+    location = (root / "mlartifacts").resolve().as_uri() if own_store else None
+    return mlflow.create_experiment(name, artifact_location=location)
+
+
+def git_state(root: Path) -> dict[str, str]:
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "HEAD")
+    return {"git.commit": commit or "unknown", "git.dirty": str(bool(git("status", "--porcelain"))).lower()}
+
+
+def locked_md5(root: Path, path: str) -> str | None:
+    """The md5 dvc.lock records for an output path (a DVC 3 hash: the md5 of the bytes)."""
+    lock = root / "dvc.lock"
+    if not lock.is_file():
+        return None
+    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+    for stage in stages.values():
+        for out in stage.get("outs", []):
+            if out["path"] == path:
+                return out["md5"]
+    return None
+
+
+def lineage_tags(root: Path, device: torch.device, data_path: str) -> dict[str, str]:
+    tags = {**git_state(root), "torch.version": torch.__version__, "device": str(device)}
+    for variable in ("DVC_STAGE", "DVC_EXP_NAME"):
+        if os.environ.get(variable):
+            tags[variable] = os.environ[variable]
+    data_md5 = locked_md5(root, data_path)
+    if data_md5:
+        tags[f"dvc.md5.{data_path}"] = data_md5
+    return tags
+
+
+def log_flat_params(flat: dict[str, Any]) -> None:
+    mlflow.log_params({key: json.dumps(value) if isinstance(value, list) else value for key, value in flat.items()})
+
+
+def write_run_record(path: Path, run: mlflow.ActiveRun, root: Path) -> None:
+    """The small output that tells later stages which run to add their results to."""
+    record = {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id, "tracking_uri": tracking_uri(root)}
+    write_text(path, json.dumps(record, indent=2) + "\n")

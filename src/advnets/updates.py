@@ -1,0 +1,94 @@
+"""The GAN losses and the two update rules (paper-2014-spec.md section 2, "How the code steps").
+
+- simultaneous: what the official code ran. One forward pass per minibatch; both losses from the
+  same dropped-out D outputs; both gradients at the pre-update parameters; then both nets step.
+- alternating: Algorithm 1 as printed. A D step on fresh data and fresh noise (k of them per G
+  step, counted by the caller), and a G step on fresh noise.
+
+Each function returns detached tensors and never synchronises with the device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from advnets.nets import Discriminator, Generator, sample_noise
+from advnets.params import ModelParams, TrainParams
+from advnets.schedule import ClassicalMomentumSGD
+
+
+def d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, scale: float) -> torch.Tensor:
+    """scale * (BCE(D(x), 1) + BCE(D(G(z)), 0)); the official code has scale 0.5."""
+    return scale * (F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean())
+
+
+def g_loss(fake_logits: torch.Tensor, kind: str) -> torch.Tensor:
+    """non_saturating: mean -log D(G(z)); minimax: mean log(1 - D(G(z)))."""
+    if kind == "non_saturating":
+        return F.softplus(-fake_logits).mean()
+    return -F.softplus(fake_logits).mean()
+
+
+@dataclass
+class Nets:
+    generator: Generator
+    discriminator: Discriminator
+    opt_g: ClassicalMomentumSGD
+    opt_d: ClassicalMomentumSGD
+    model: ModelParams
+    train: TrainParams
+
+
+@dataclass
+class DStats:
+    loss: torch.Tensor
+    real: torch.Tensor  # mean D(x)
+    fake: torch.Tensor  # mean D(G(z))
+
+
+def _apply(params, grads, optimizer: ClassicalMomentumSGD, completed_epochs: int) -> None:
+    for param, grad in zip(params, grads):
+        param.grad = grad
+    optimizer.step_with_schedule(completed_epochs)
+
+
+def simultaneous_step(nets: Nets, x: torch.Tensor, completed_epochs: int) -> tuple[DStats, torch.Tensor]:
+    g_params = list(nets.generator.parameters())
+    d_params = list(nets.discriminator.parameters())
+    z = sample_noise(len(x), nets.model, x.device)
+    real_logits = nets.discriminator(x)  # independent dropout masks for the two passes
+    fake_logits = nets.discriminator(nets.generator(z))
+    loss_d = d_loss(real_logits, fake_logits, nets.train.d_loss_scale)
+    loss_g = g_loss(fake_logits, nets.train.g_loss)
+    d_grads = torch.autograd.grad(loss_d, d_params, retain_graph=True)
+    g_grads = torch.autograd.grad(loss_g, g_params)  # both at the pre-update parameters
+    _apply(d_params, d_grads, nets.opt_d, completed_epochs)
+    _apply(g_params, g_grads, nets.opt_g, completed_epochs)
+    stats = DStats(loss_d.detach(), _mean_prob(real_logits), _mean_prob(fake_logits))
+    return stats, loss_g.detach()
+
+
+def discriminator_step(nets: Nets, x: torch.Tensor, completed_epochs: int) -> DStats:
+    d_params = list(nets.discriminator.parameters())
+    with torch.no_grad():
+        fake = nets.generator(sample_noise(len(x), nets.model, x.device))
+    real_logits = nets.discriminator(x)
+    fake_logits = nets.discriminator(fake)
+    loss_d = d_loss(real_logits, fake_logits, nets.train.d_loss_scale)
+    _apply(d_params, torch.autograd.grad(loss_d, d_params), nets.opt_d, completed_epochs)
+    return DStats(loss_d.detach(), _mean_prob(real_logits), _mean_prob(fake_logits))
+
+
+def generator_step(nets: Nets, batch_size: int, device: torch.device, completed_epochs: int) -> torch.Tensor:
+    g_params = list(nets.generator.parameters())
+    fake_logits = nets.discriminator(nets.generator(sample_noise(batch_size, nets.model, device)))
+    loss_g = g_loss(fake_logits, nets.train.g_loss)
+    _apply(g_params, torch.autograd.grad(loss_g, g_params), nets.opt_g, completed_epochs)
+    return loss_g.detach()
+
+
+def _mean_prob(logits: torch.Tensor) -> torch.Tensor:
+    return torch.sigmoid(logits.detach()).mean()

@@ -1,0 +1,46 @@
+import pytest
+import torch
+
+from advnets.params import validate
+from advnets.schedule import ClassicalMomentumSGD, learning_rate, momentum
+
+
+def test_learning_rate_decays_every_step_to_a_floor(raw_params):
+    train = validate(raw_params).train
+    assert learning_rate(train, 0) == 0.1
+    assert learning_rate(train, 500) == pytest.approx(0.1 / 1.000004**500, rel=1e-12)
+    assert learning_rate(train, 250 * 500) == pytest.approx(0.0607, abs=1e-4)  # the spec's table
+    assert learning_rate(train, 10**9) == 1e-6
+
+
+@pytest.mark.parametrize("epochs, expected", [(0, 0.5), (1, 0.5 + 0.2 / 249), (249, 0.7), (300, 0.7)])
+def test_momentum_ramps_from_half_to_seven_tenths(raw_params, epochs, expected):
+    assert momentum(validate(raw_params).train, epochs) == pytest.approx(expected, rel=1e-12)
+
+
+def test_sgd_is_classical_momentum_under_a_decaying_rate(raw_params):
+    raw_params["train"]["lr_decay"] = 1.5  # a fast decay makes any slip visible
+    train = validate(raw_params).train
+    torch.manual_seed(0)
+    param = torch.nn.Parameter(torch.randn(5, dtype=torch.float64))
+    optimizer = ClassicalMomentumSGD([param], train)
+    weights, increment = param.detach().clone(), torch.zeros(5, dtype=torch.float64)
+    for step in range(6):
+        epoch = step // 2
+        grad = torch.randn(5, dtype=torch.float64)
+        param.grad = grad.clone()
+        optimizer.step_with_schedule(epoch)
+        increment = momentum(train, epoch) * increment - learning_rate(train, step) * grad
+        weights += increment
+        assert torch.allclose(param.detach(), weights, rtol=0, atol=1e-12)
+
+
+def test_optimizer_state_round_trips_the_step_count(raw_params):
+    train = validate(raw_params).train
+    param = torch.nn.Parameter(torch.ones(2))
+    optimizer = ClassicalMomentumSGD([param], train)
+    param.grad = torch.ones(2)
+    optimizer.step_with_schedule(0)
+    restored = ClassicalMomentumSGD([param], train)
+    restored.load_state_dict(optimizer.state_dict())
+    assert restored.steps_done == 1

@@ -1,0 +1,101 @@
+import json
+
+import mlflow
+import pytest
+import torch
+
+from advnets.checkpoint import ResumeError
+from advnets.params import validate
+from advnets.train import TrainOutputs, run_training
+from advnets.trainer import NonFiniteError
+from conftest import TINY, override
+
+OUT = TrainOutputs()
+
+
+class Interrupt(Exception):
+    pass
+
+
+def interrupt_after(epoch):
+    def hook(trainer):
+        if trainer.epoch == epoch:
+            raise Interrupt
+
+    return hook
+
+
+def weights(path):
+    return torch.load(path, weights_only=True)
+
+
+def test_outputs_and_the_mlflow_run(workdir, tiny_params):
+    history = run_training(tiny_params)
+    assert [row["epoch"] for row in history] == [1, 2]
+    for path in (OUT.generator, OUT.discriminator, OUT.run_record, OUT.summary, OUT.curve):
+        assert path.is_file(), path
+    assert not OUT.checkpoint.exists()  # removed once training ends
+    assert json.loads(OUT.summary.read_text())["epoch"] == 2
+    assert OUT.curve.read_text().splitlines()[0].startswith("epoch,d_loss,g_loss,d_real,d_fake,valid_parzen")
+
+    record = json.loads(OUT.run_record.read_text())
+    assert record["tracking_uri"] == f"sqlite:///{workdir / 'mlflow.db'}"
+    client = mlflow.MlflowClient(record["tracking_uri"])
+    run = client.get_run(record["run_id"])
+    assert run.data.params["train.lr"] == "0.1" and run.data.params["model.g_hidden"] == "[32, 32]"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "valid_parzen")] == [1, 2]
+    assert run.data.tags["device"] == "cpu" and "git.commit" in run.data.tags
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "grids")}
+    assert artifacts == {"grids/epoch-0001.png", "grids/epoch-0002.png"}
+    assert str(workdir / "mlartifacts") in run.info.artifact_uri
+
+
+def test_interrupted_training_resumes_to_the_same_weights(workdir, tiny_params, tmp_path):
+    run_training(tiny_params)
+    uninterrupted = weights(OUT.generator), weights(OUT.discriminator)
+    first_run = json.loads(OUT.run_record.read_text())["run_id"]
+    for path in (OUT.generator, OUT.discriminator, OUT.run_record):
+        path.unlink()
+
+    with pytest.raises(Interrupt):
+        run_training(tiny_params, on_epoch_end=interrupt_after(1))
+    assert OUT.checkpoint.is_file() and not OUT.generator.exists()
+    interrupted_run = json.loads(OUT.run_record.read_text())["run_id"]
+    history = run_training(tiny_params)
+
+    assert [row["epoch"] for row in history] == [1, 2]
+    for expected, path in zip(uninterrupted, (OUT.generator, OUT.discriminator)):
+        resumed = weights(path)
+        assert all(torch.equal(expected[k], resumed[k]) for k in expected)
+    record = json.loads(OUT.run_record.read_text())
+    assert record["run_id"] == interrupted_run != first_run  # the resumed run continues its own
+    client = mlflow.MlflowClient(record["tracking_uri"])
+    assert [m.step for m in client.get_metric_history(interrupted_run, "d_loss")] == [1, 2]
+
+
+def test_resume_with_changed_params_is_refused_naming_the_keys(workdir, raw_params):
+    with pytest.raises(Interrupt):
+        run_training(validate(override(raw_params, TINY)), on_epoch_end=interrupt_after(1))
+    changed = validate(override(raw_params, {"train": {"lr": 0.05, "seed": 3}}))
+    with pytest.raises(ResumeError, match=r"train\.lr: 0\.1 -> 0\.05, train\.seed: 0 -> 3.*rm models/checkpoint\.pt"):
+        run_training(changed)
+
+
+def test_more_epochs_continue_the_same_run(workdir, raw_params):
+    with pytest.raises(Interrupt):
+        run_training(validate(override(raw_params, TINY)), on_epoch_end=interrupt_after(1))
+    longer = validate(override(raw_params, {"train": {"epochs": 3}}))
+    assert [row["epoch"] for row in run_training(longer)] == [1, 2, 3]
+
+
+def test_nan_stops_training_and_keeps_the_last_good_checkpoint(workdir, tiny_params):
+    def poison(trainer):
+        with torch.no_grad():
+            next(trainer.nets.discriminator.parameters()).fill_(float("nan"))
+
+    with pytest.raises(NonFiniteError, match="epoch 2"):
+        run_training(tiny_params, on_epoch_end=poison)
+    saved = torch.load(OUT.checkpoint, weights_only=True)
+    assert saved["state"]["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in saved["state"]["discriminator"].values())
+    assert not OUT.generator.exists()

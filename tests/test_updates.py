@@ -1,0 +1,76 @@
+import copy
+
+import pytest
+import torch
+
+from advnets.nets import build_nets, sample_noise
+from advnets.schedule import ClassicalMomentumSGD
+from advnets.updates import Nets, discriminator_step, g_loss, generator_step, simultaneous_step
+
+
+def make_nets(params) -> Nets:
+    torch.manual_seed(1)
+    generator, discriminator = build_nets(params.model, 784)
+    return Nets(
+        generator,
+        discriminator,
+        ClassicalMomentumSGD(generator.parameters(), params.train),
+        ClassicalMomentumSGD(discriminator.parameters(), params.train),
+        params.model,
+        params.train,
+    )
+
+
+def test_simultaneous_step_matches_gradients_by_hand(tiny_params):
+    nets = make_nets(tiny_params)
+    G, D = copy.deepcopy(nets.generator), copy.deepcopy(nets.discriminator)
+    x = torch.rand(25, 784)
+
+    torch.manual_seed(7)
+    simultaneous_step(nets, x, completed_epochs=0)
+
+    # The same random stream by hand: noise, D's masks on the data, then on the fakes.
+    torch.manual_seed(7)
+    z = sample_noise(25, tiny_params.model)
+    p_real = torch.sigmoid(D(x))
+    p_fake = torch.sigmoid(D(G(z)))
+    loss_d = 0.5 * (-torch.log(p_real).mean() - torch.log(1 - p_fake).mean())
+    loss_g = -torch.log(p_fake).mean()  # through the same dropped-out pass
+    grads_d = torch.autograd.grad(loss_d, list(D.parameters()), retain_graph=True)
+    grads_g = torch.autograd.grad(loss_g, list(G.parameters()))
+
+    lr = tiny_params.train.lr  # first step: the momentum buffer is empty
+    for net, reference, grads in ((nets.discriminator, D, grads_d), (nets.generator, G, grads_g)):
+        for updated, before, grad in zip(net.parameters(), reference.parameters(), grads):
+            assert torch.allclose(updated, before - lr * grad, atol=1e-6, rtol=1e-4)
+
+
+def test_alternating_with_k_2_makes_two_d_updates_per_g_update(tiny_params):
+    nets = make_nets(tiny_params)
+    g_before = [p.detach().clone() for p in nets.generator.parameters()]
+    for batch in range(4):
+        d_before = [p.detach().clone() for p in nets.discriminator.parameters()]
+        discriminator_step(nets, torch.rand(25, 784), completed_epochs=0)
+        assert all(torch.equal(a, b) for a, b in zip(g_before, nets.generator.parameters()))
+        assert not all(torch.equal(a, b) for a, b in zip(d_before, nets.discriminator.parameters()))
+        if (batch + 1) % 2 == 0:
+            d_before = [p.detach().clone() for p in nets.discriminator.parameters()]
+            generator_step(nets, 25, torch.device("cpu"), completed_epochs=0)
+            assert all(torch.equal(a, b) for a, b in zip(d_before, nets.discriminator.parameters()))
+            g_before = [p.detach().clone() for p in nets.generator.parameters()]
+    assert (nets.opt_d.steps_done, nets.opt_g.steps_done) == (4, 2)
+
+
+@pytest.mark.parametrize("logit", [-3.0, 0.0, 2.0])
+def test_generator_losses(logit):
+    logits = torch.full((4,), logit)
+    p = torch.sigmoid(torch.tensor(logit))
+    assert g_loss(logits, "non_saturating").item() == pytest.approx(-torch.log(p).item(), rel=1e-5)
+    assert g_loss(logits, "minimax").item() == pytest.approx(torch.log(1 - p).item(), rel=1e-5)
+
+
+def test_both_generator_losses_push_d_of_fakes_up():
+    logits = torch.tensor([-1.0, 0.5], requires_grad=True)
+    for kind in ("non_saturating", "minimax"):
+        (grad,) = torch.autograd.grad(g_loss(logits, kind), logits)
+        assert (grad < 0).all()  # descending the loss raises D(G(z))
