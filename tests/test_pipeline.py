@@ -2,8 +2,11 @@
 
 import json
 import shutil
+import subprocess
+import sys
 
 import mlflow
+import yaml
 from dvc.repo import Repo
 
 from advnets.data import load_mnist
@@ -37,25 +40,54 @@ def test_invalid_params_stop_the_stage_with_the_key_named(pipeline):
     assert not (pipeline.root / "data" / "mnist").exists()
 
 
-def test_train_stage_writes_outputs_and_an_mlflow_run(pipeline, empty_mlflow_store):
+def test_full_pipeline_with_a_tiny_config(pipeline, empty_mlflow_store):
     shutil.copy(empty_mlflow_store, pipeline.root / "mlflow.db")
-    pipeline.set_params(**TINY)
-    pipeline.repro("train")
+    pipeline.set_params(**TINY, sample={"n": 500}, parzen={"valid_points": 100, "test_points": 200, "baseline_samples": 500})
+    pipeline.repro()
+    root = pipeline.root
 
-    lock = pipeline.lock()["stages"]["train"]
-    assert {out["path"] for out in lock["outs"]} >= {"models/generator.pt", "metrics/train.json"}
-    assert lock["params"]["params.yaml"]["train"]["epochs"] == 2
-    record = json.loads((pipeline.root / "models" / "mlflow-run.json").read_text())
-    client = mlflow.MlflowClient(f"sqlite:///{pipeline.root / 'mlflow.db'}")
+    lock = pipeline.lock()["stages"]
+    assert {out["path"] for out in lock["train"]["outs"]} >= {"models/generator.pt", "models/mlflow-run.json"}
+    assert lock["train"]["params"]["params.yaml"]["train"]["epochs"] == 2
+    assert not (root / "models" / "checkpoint.pt").exists()
+    parzen = json.loads((root / "metrics" / "parzen.json").read_text())
+    assert (parzen["n_samples"], parzen["n_test"]) == (500, 200)
+    assert parzen["samples_md5"] == lock["sample"]["outs"][0]["md5"]  # joins MLflow and DVC by content
+
+    record = json.loads((root / "models" / "mlflow-run.json").read_text())
+    client = mlflow.MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
     run = client.get_run(record["run_id"])
     assert run.data.params["train.batches_per_epoch"] == "4"
     assert run.data.tags["DVC_STAGE"] == "train"
-    data_md5 = pipeline.lock()["stages"]["download"]["outs"][0]["md5"]
-    assert run.data.tags["dvc.md5.data/mnist"] == data_md5
+    assert run.data.tags["dvc.md5.data/mnist"] == lock["download"]["outs"][0]["md5"]
     assert [m.step for m in client.get_metric_history(run.info.run_id, "g_loss")] == [1, 2]
-    assert not (pipeline.root / "models" / "checkpoint.pt").exists()
+    assert run.data.metrics["parzen.test_ll_mean"] == parzen["test_ll_mean"]
 
-    pipeline.set_params(train={"grid_every": 2})
-    assert "Running stage 'train'" in pipeline.repro("train")  # a listed key re-runs the stage
-    pipeline.set_params(data={"mirror": "/elsewhere"})
-    assert "Running stage" not in pipeline.repro("train")  # an unlisted one does not
+    pipeline.set_params(parzen={"valid_points": 50})
+    rerun = pipeline.repro()
+    assert "Running stage 'parzen'" in rerun and "Running stage 'train'" not in rerun
+    pipeline.set_params(data={"mirror": "/elsewhere"})  # read, but changes no output
+    assert "Running stage" not in pipeline.repro()
+
+
+def test_every_stage_depends_on_all_the_library_code_it_imports():
+    """A stage's outputs are traceable only if dvc.yaml lists every module its script runs."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        script = next(dep for dep in stage["deps"] if dep.startswith("stages/"))
+        imported = subprocess.run(
+            [sys.executable, "-c", IMPORTED_MODULES, str(REPO / script)],
+            capture_output=True, text=True, check=True, cwd=REPO,
+        ).stdout.split()
+        missing = sorted(set(imported) - set(stage["deps"]))
+        assert not missing, f"stage {name} imports {missing} but dvc.yaml does not list them"
+
+
+IMPORTED_MODULES = """
+import runpy, sys
+runpy.run_path(sys.argv[1], run_name="not_main")
+for name, module in sorted(sys.modules.items()):
+    if name.startswith("advnets.") and getattr(module, "__file__", None):
+        path = module.__file__.replace("\\\\", "/")
+        print("src/" + path[path.rindex("advnets/"):])
+"""

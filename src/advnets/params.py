@@ -79,6 +79,20 @@ class TrainParams(_Section):
     grid_every: PositiveInt
 
 
+class SampleParams(_Section):
+    n: PositiveInt
+    seed: int = Field(ge=0)
+
+
+class ParzenParams(_Section):
+    sigmas: list[Annotated[float, Field(gt=0)]] = Field(min_length=1)
+    valid_points: PositiveInt
+    test_points: PositiveInt | None
+    baseline_samples: PositiveInt
+    chunk_size: PositiveInt
+    device: Literal["auto", "cpu", "cuda"]
+
+
 class TrackingParams(_Section):
     experiment: str = Field(min_length=1)
 
@@ -87,15 +101,27 @@ class Params(_Section):
     data: DataParams
     model: ModelParams
     train: TrainParams
+    sample: SampleParams
+    parzen: ParzenParams
     tracking: TrackingParams
 
     @model_validator(mode="after")
-    def _batches_fit(self) -> Params:
+    def _sizes_fit(self) -> Params:
         full_epoch = self.data.train_size // self.train.batch_size
         if full_epoch == 0:
             raise ValueError(
                 f"train.batch_size must be <= data.train_size, "
                 f"got {self.train.batch_size} > {self.data.train_size}"
+            )
+        if self.parzen.valid_points > self.data.valid_size:
+            raise ValueError(
+                f"parzen.valid_points must be <= data.valid_size, "
+                f"got {self.parzen.valid_points} > {self.data.valid_size}"
+            )
+        if self.parzen.baseline_samples > self.data.train_size:
+            raise ValueError(
+                f"parzen.baseline_samples must be <= data.train_size, "
+                f"got {self.parzen.baseline_samples} > {self.data.train_size}"
             )
         if (self.train.batches_per_epoch or 0) > full_epoch:
             raise ValueError(

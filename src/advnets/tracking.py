@@ -34,13 +34,19 @@ def tracking_uri(root: Path) -> str:
     return user_tracking_uri() or f"sqlite:///{(root / 'mlflow.db').resolve()}"
 
 
+def use_store(root: Path) -> str:
+    """Point MLflow at the project's store; returns its URI."""
+    global _uri_set_here
+    _uri_set_here = tracking_uri(root)
+    mlflow.set_tracking_uri(_uri_set_here)
+    return _uri_set_here
+
+
 def experiment_id(name: str, root: Path) -> str:
     """Point MLflow at the store; the experiment's id, created with an absolute artifact folder
     beside our embedded store (a user's own server decides its artifact store itself)."""
-    global _uri_set_here
     own_store = user_tracking_uri() is None
-    _uri_set_here = tracking_uri(root)
-    mlflow.set_tracking_uri(_uri_set_here)
+    use_store(root)
     existing = mlflow.get_experiment_by_name(name)
     if existing is not None:
         return existing.experiment_id
@@ -81,11 +87,43 @@ def lineage_tags(root: Path, device: torch.device, data_path: str) -> dict[str, 
     return tags
 
 
+def param_strings(flat: dict[str, Any]) -> dict[str, str]:
+    """Param values as MLflow stores them (lists as JSON, like the YAML)."""
+    return {key: json.dumps(value) if isinstance(value, list) else str(value) for key, value in flat.items()}
+
+
 def log_flat_params(flat: dict[str, Any]) -> None:
-    mlflow.log_params({key: json.dumps(value) if isinstance(value, list) else value for key, value in flat.items()})
+    mlflow.log_params(param_strings(flat))
 
 
 def write_run_record(path: Path, run: mlflow.ActiveRun, root: Path) -> None:
     """The small output that tells later stages which run to add their results to."""
     record = {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id, "tracking_uri": tracking_uri(root)}
     write_text(path, json.dumps(record, indent=2) + "\n")
+
+
+def log_to_run(
+    run_id: str,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    tags: dict[str, str],
+    artifacts: list[Path],
+) -> None:
+    """Add a later stage's results to an existing run. A param already logged with another value
+    (MLflow params are write-once) is kept, with a warning; metrics and tags take the new values."""
+    uri = use_store(repo_root())
+    try:
+        logged = mlflow.MlflowClient().get_run(run_id).data.params
+    except mlflow.exceptions.MlflowException:
+        print(f"warning: MLflow run {run_id} is not in {uri}; results not logged there")
+        return
+    values = param_strings(params)
+    for key, value in values.items():
+        if key in logged and logged[key] != value:
+            print(f"warning: run {run_id} keeps {key}={logged[key]} (now {value}); see the metrics files")
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_params({k: v for k, v in values.items() if k not in logged})
+        mlflow.log_metrics(metrics)
+        mlflow.set_tags(tags)
+        for path in artifacts:
+            mlflow.log_artifact(str(path), artifact_path="parzen")

@@ -18,8 +18,9 @@ from torchvision.utils import save_image
 from advnets import checkpoint, tracking
 from advnets.atomic import atomic_path, write_text
 from advnets.data import load_mnist
+from advnets.device import resolve_device
 from advnets.params import Params
-from advnets.trainer import Trainer, resolve_device
+from advnets.trainer import Trainer
 
 DATA_OUTPUT = "data/mnist"  # the download stage's output, as dvc.lock names it
 
@@ -63,7 +64,7 @@ def run_training(
     run_name = f"seed{params.train.seed}-{params.train.update}"
     with mlflow.start_run(run_id=run_id, experiment_id=experiment, run_name=run_name) as run:
         if run_id is None:
-            tracking.log_flat_params(params.flat())
+            tracking.log_flat_params(params.flat("data", "model", "train", "tracking"))
         mlflow.set_tags(tracking.lineage_tags(root, device, DATA_OUTPUT))
         tracking.write_run_record(out.run_record, run, root)
 

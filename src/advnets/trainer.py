@@ -29,14 +29,6 @@ class NonFiniteError(AdvnetsError):
     """A loss or a weight became NaN or Inf."""
 
 
-def resolve_device(choice: str) -> torch.device:
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise AdvnetsError("train.device is cuda but torch sees no CUDA device")
-    return torch.device(choice)
-
-
 class Trainer:
     def __init__(self, params: Params, train_images: torch.Tensor, valid_images: torch.Tensor, device: torch.device):
         self.params, self.device = params, device

@@ -1,0 +1,15 @@
+"""DVC stage `sample`: sample.n samples of the trained generator into data/samples.npy."""
+
+from advnets.params import load_params
+from advnets.sampling import draw_samples, load_generator, save_samples
+from advnets.stage import run_stage
+
+
+def main() -> None:
+    params = load_params()
+    generator = load_generator("models/generator.pt", params.model)
+    save_samples("data/samples.npy", draw_samples(generator, params.model, params.sample.n, params.sample.seed))
+
+
+if __name__ == "__main__":
+    run_stage("sample", main)

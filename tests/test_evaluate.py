@@ -1,0 +1,53 @@
+import json
+
+import mlflow
+import pytest
+
+from advnets import tracking
+from advnets.data import load_mnist
+from advnets.evaluate import ParzenFiles, run_parzen
+from advnets.params import validate
+from advnets.parzen import PixelRangeError
+from advnets.sampling import save_samples
+from conftest import override
+
+FILES = ParzenFiles()
+SMALL = {"parzen": {"valid_points": 50, "test_points": 100, "baseline_samples": 300}}
+
+
+@pytest.fixture
+def training_run(workdir):
+    """An MLflow run standing in for the train stage's, named in models/mlflow-run.json."""
+    experiment = tracking.experiment_id("advnets-mnist", workdir)
+    with mlflow.start_run(experiment_id=experiment) as run:
+        tracking.write_run_record(FILES.run_record, run, workdir)
+    return run.info.run_id
+
+
+def test_metrics_baselines_and_the_mlflow_run(workdir, training_run, raw_params):
+    params = validate(override(raw_params, SMALL))
+    save_samples(FILES.samples, load_mnist("train")[0][1000:1400])
+    metrics = run_parzen(params)
+
+    written = json.loads(FILES.metrics.read_text())
+    assert written == json.loads(json.dumps(metrics))
+    for key in ("sigma", "test_ll_mean", "test_ll_se", "valid_ll_by_sigma", "n_samples", "n_test", "seconds"):
+        assert key in written
+    assert (written["n_samples"], written["n_test"]) == (400, 100)
+    assert written["sigma"] == max(params.parzen.sigmas, key=lambda s: written["valid_ll_by_sigma"][str(s)])
+    baselines = written["baselines"]
+    assert baselines["paper_table1"]["Adversarial nets"] == {"mean": 225.0, "se": 2.0}
+    assert baselines["real_training_images"]["n_samples"] == 300
+    assert FILES.sigma_sweep.read_text().splitlines()[0] == "sigma,valid_ll,valid_ll_real_images"
+
+    run = mlflow.MlflowClient().get_run(training_run)
+    assert run.data.metrics["parzen.test_ll_mean"] == pytest.approx(written["test_ll_mean"])
+    assert run.data.tags["samples.md5"] == written["samples_md5"]
+    assert run.data.params["parzen.valid_points"] == "50"
+
+
+def test_samples_on_the_wrong_scale_are_refused(workdir, training_run, raw_params):
+    save_samples(FILES.samples, load_mnist("train")[0][:100] * 2 - 1)
+    with pytest.raises(PixelRangeError):
+        run_parzen(validate(override(raw_params, SMALL)))
+    assert not FILES.metrics.exists()

@@ -1,0 +1,73 @@
+import math
+
+import pytest
+import torch
+
+from advnets.data import load_mnist
+from advnets.parzen import PixelRangeError, evaluate, log_likelihood, log_likelihoods, mean_and_se
+
+
+def brute_force(points, samples, sigma):
+    """Float64, direct differences, one point at a time."""
+    points, samples = points.double(), samples.double()
+    exponents = torch.stack([-((x - samples) ** 2).sum(dim=1) / (2 * sigma**2) for x in points])
+    d = points.shape[1]
+    return torch.logsumexp(exponents, dim=1) - math.log(len(samples)) - d * math.log(sigma * math.sqrt(2 * math.pi))
+
+
+@pytest.mark.parametrize("sigma", [0.1, 0.2154, 1.0])
+def test_matches_float64_brute_force_on_mnist_within_a_hundredth_of_a_nat(mnist_root, sigma):
+    samples = load_mnist("train", mnist_root)[0][:3000]
+    points = load_mnist("valid", mnist_root)[0][:200]
+    error = (log_likelihood(points, samples, sigma) - brute_force(points, samples, sigma)).abs().max()
+    assert error < 0.01
+
+
+def test_matches_brute_force_on_random_data():
+    generator = torch.Generator().manual_seed(0)
+    samples, points = torch.rand(500, 50, generator=generator), torch.rand(40, 50, generator=generator)
+    error = (log_likelihood(points, samples, 0.3) - brute_force(points, samples, 0.3)).abs().max()
+    assert error < 0.01
+
+
+def test_one_sample_gives_the_gaussian_log_density():
+    mu = torch.tensor([[0.2, 0.5, 0.9]])
+    x = torch.tensor([[0.4, 0.1, 0.9]])
+    sigma = 0.3
+    expected = -(0.2**2 + 0.4**2) / (2 * sigma**2) - 3 * math.log(sigma * math.sqrt(2 * math.pi))
+    assert log_likelihood(x, mu, sigma).item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_result_does_not_depend_on_the_chunk_size():
+    generator = torch.Generator().manual_seed(1)
+    samples, points = torch.rand(300, 20, generator=generator), torch.rand(37, 20, generator=generator)
+    whole = log_likelihoods(points, samples, [0.2, 0.5], chunk_size=1000)
+    assert torch.allclose(log_likelihoods(points, samples, [0.2, 0.5], chunk_size=5), whole, atol=1e-6)
+
+
+def test_sigma_is_the_argmax_of_the_validation_mean(mnist_root):
+    samples = load_mnist("train", mnist_root)[0][:1000]
+    valid = load_mnist("valid", mnist_root)[0][:100]
+    test = load_mnist("test", mnist_root)[0][:100]
+    sigmas = [0.05, 0.1, 0.2, 0.4, 0.8]
+    result = evaluate(samples, valid, test, sigmas)
+    by_hand = {s: brute_force(valid, samples, s).mean().item() for s in sigmas}
+    assert result.sigma == max(by_hand, key=by_hand.get)
+    assert result.valid_ll_by_sigma == pytest.approx(by_hand, abs=0.01)
+    test_ll = brute_force(test, samples, result.sigma)
+    assert result.test_ll_mean == pytest.approx(test_ll.mean().item(), abs=0.01)
+    assert (result.n_samples, result.n_valid, result.n_test) == (1000, 100, 100)
+
+
+def test_standard_error_uses_the_population_std():
+    mean, se = mean_and_se(torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64))
+    assert mean == 2.5
+    assert se == pytest.approx(math.sqrt(1.25) / 2)
+
+
+def test_pixels_outside_the_unit_interval_are_refused():
+    images = torch.rand(10, 784)
+    with pytest.raises(PixelRangeError, match=r"samples must lie in \[0, 1\].*-543 nats"):
+        log_likelihood(images, images * 2 - 1, 0.2)
+    with pytest.raises(PixelRangeError, match="points"):
+        log_likelihood(images + 0.5, images, 0.2)
