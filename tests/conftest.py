@@ -47,8 +47,10 @@ class PipelineCopy:
             shutil.copy2(REPO / name, root / name)
         for folder in ("stages", "src"):
             shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+        # mlflow.set_tracking_uri, called by earlier tests, exports MLFLOW_TRACKING_URI: drop it.
+        inherited = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
         self.env = {
-            **os.environ,
+            **inherited,
             MIRROR_ENV: str(mirror),
             "PYTHONPATH": str(root / "src"),
             "DVC_NO_ANALYTICS": "1",
