@@ -93,6 +93,12 @@ TINY = {
     "model": {"g_hidden": [32, 32], "d_units": [16, 16], "d_pieces": 3},
     "train": {"epochs": 2, "batches_per_epoch": 4, "batch_size": 25, "monitor_samples": 10, "grid_every": 1},
 }
+TINY_PIPELINE = {
+    **TINY,
+    "sample": {"n": 500},
+    "parzen": {"valid_points": 100, "test_points": 200, "baseline_samples": 500},
+    "toy": {"g_steps": 20, "panel_steps": [0, 5, 10, 20], "log_every": 5, "d_star_steps": 20, "batch_size": 64},
+}
 
 
 def override(raw: dict, changes: dict) -> dict:

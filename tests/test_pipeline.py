@@ -10,7 +10,7 @@ import yaml
 from dvc.repo import Repo
 
 from advnets.data import load_mnist
-from conftest import REPO, TINY
+from conftest import REPO, TINY_PIPELINE
 
 
 def test_stages_declare_their_scripts_and_params():
@@ -42,7 +42,7 @@ def test_invalid_params_stop_the_stage_with_the_key_named(pipeline):
 
 def test_full_pipeline_with_a_tiny_config(pipeline, empty_mlflow_store):
     shutil.copy(empty_mlflow_store, pipeline.root / "mlflow.db")
-    pipeline.set_params(**TINY, sample={"n": 500}, parzen={"valid_points": 100, "test_points": 200, "baseline_samples": 500})
+    pipeline.set_params(**TINY_PIPELINE)
     pipeline.repro()
     root = pipeline.root
 
@@ -62,6 +62,13 @@ def test_full_pipeline_with_a_tiny_config(pipeline, empty_mlflow_store):
     assert run.data.tags["dvc.md5.data/mnist"] == lock["download"]["outs"][0]["md5"]
     assert [m.step for m in client.get_metric_history(run.info.run_id, "g_loss")] == [1, 2]
     assert run.data.metrics["parzen.test_ll_mean"] == parzen["test_ll_mean"]
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "figures")} >= {"figures/figure2.png"}
+
+    for name in ("figure1", "figure2", "figure3", "training_curves", "parzen_sigmas", "toy_jsd"):
+        assert (root / "figures" / f"{name}.png").stat().st_size > 1000, name
+    results = (root / "metrics" / "results.md").read_text()
+    assert f"{parzen['test_ll_mean']:.1f} ± {parzen['test_ll_se']:.1f}" in results
+    assert "| Adversarial nets | 225 ± 2 | paper |" in results
 
     pipeline.set_params(parzen={"valid_points": 50})
     rerun = pipeline.repro()

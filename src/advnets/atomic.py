@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import os
 import shutil
 import tempfile
@@ -37,6 +39,15 @@ def _umask() -> int:
 def write_text(target: str | Path, text: str) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(text)
+
+
+def write_csv(target: str | Path, rows: list[dict]) -> None:
+    """A table of dict rows (the first row's keys are the header), e.g. a DVC plot."""
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(target, table.getvalue())
 
 
 def replace_dir(staged: Path, target: Path) -> None:

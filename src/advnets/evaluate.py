@@ -3,8 +3,6 @@ the metrics, and add them to the MLflow run of the model that made the samples."
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import time
 from dataclasses import dataclass
@@ -13,7 +11,7 @@ from pathlib import Path
 import torch
 
 from advnets import tracking
-from advnets.atomic import write_text
+from advnets.atomic import write_csv, write_text
 from advnets.data import load_mnist, md5_of
 from advnets.device import resolve_device
 from advnets.params import Params
@@ -65,11 +63,7 @@ def run_parzen(params: Params, data_root: str | Path = "data", files: ParzenFile
 
 
 def _write_sweep(path: Path, gan: dict[float, float], real: dict[float, float]) -> None:
-    table = io.StringIO()
-    writer = csv.writer(table, lineterminator="\n")
-    writer.writerow(["sigma", "valid_ll", "valid_ll_real_images"])
-    writer.writerows([sigma, gan[sigma], real[sigma]] for sigma in gan)
-    write_text(path, table.getvalue())
+    write_csv(path, [{"sigma": s, "valid_ll": gan[s], "valid_ll_real_images": real[s]} for s in gan])
 
 
 def _log_to_training_run(files: ParzenFiles, params: Params, metrics: dict) -> None:

@@ -93,6 +93,41 @@ class ParzenParams(_Section):
     device: Literal["auto", "cpu", "cuda"]
 
 
+class FiguresParams(_Section):
+    seed: int = Field(ge=0)
+    sample_rows: PositiveInt
+    sample_cols: PositiveInt
+    interp_rows: PositiveInt
+    interp_frames: int = Field(ge=2)
+    scale: PositiveInt
+
+
+class ToyParams(_Section):
+    data_mean: float = Field(gt=0, lt=1)
+    data_std: float = Field(gt=0)
+    g_hidden: list[PositiveInt] = Field(min_length=1)
+    g_init_range: float = Field(gt=0)
+    d_units: list[PositiveInt] = Field(min_length=1)
+    d_pieces: PositiveInt
+    d_init_range: float = Field(gt=0)
+    k: PositiveInt
+    lr: float = Field(gt=0)
+    batch_size: PositiveInt
+    g_steps: PositiveInt
+    panel_steps: list[Annotated[int, Field(ge=0)]] = Field(min_length=4, max_length=4)
+    log_every: PositiveInt
+    d_star_steps: PositiveInt
+    d_star_lr: float = Field(gt=0)
+    d_star_init_range: float = Field(gt=0)
+    seed: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _panels_in_run(self) -> ToyParams:
+        if max(self.panel_steps) > self.g_steps or sorted(self.panel_steps) != self.panel_steps:
+            raise ValueError(f"panel_steps must be increasing and <= g_steps ({self.g_steps}), got {self.panel_steps}")
+        return self
+
+
 class TrackingParams(_Section):
     experiment: str = Field(min_length=1)
 
@@ -103,6 +138,8 @@ class Params(_Section):
     train: TrainParams
     sample: SampleParams
     parzen: ParzenParams
+    figures: FiguresParams
+    toy: ToyParams
     tracking: TrackingParams
 
     @model_validator(mode="after")

@@ -107,7 +107,8 @@ def log_to_run(
     params: dict[str, Any],
     metrics: dict[str, float],
     tags: dict[str, str],
-    artifacts: list[Path],
+    artifacts: list[str | Path],
+    folder: str = "parzen",
 ) -> None:
     """Add a later stage's results to an existing run. A param already logged with another value
     (MLflow params are write-once) is kept, with a warning; metrics and tags take the new values."""
@@ -126,4 +127,4 @@ def log_to_run(
         mlflow.log_metrics(metrics)
         mlflow.set_tags(tags)
         for path in artifacts:
-            mlflow.log_artifact(str(path), artifact_path="parzen")
+            mlflow.log_artifact(str(path), artifact_path=folder)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import tempfile
@@ -16,7 +14,7 @@ import torch
 from torchvision.utils import save_image
 
 from advnets import checkpoint, tracking
-from advnets.atomic import atomic_path, write_text
+from advnets.atomic import atomic_path, write_csv, write_text
 from advnets.data import load_mnist
 from advnets.device import resolve_device
 from advnets.params import Params
@@ -93,11 +91,7 @@ def _save_state_dict(path: Path, module: torch.nn.Module) -> None:
 
 
 def _write_metrics(out: TrainOutputs, history: list[dict[str, float]]) -> None:
-    table = io.StringIO()
-    writer = csv.DictWriter(table, fieldnames=list(history[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(history)
-    write_text(out.curve, table.getvalue())
+    write_csv(out.curve, history)
     write_text(out.summary, json.dumps(history[-1], indent=2) + "\n")
 
 

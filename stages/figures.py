@@ -1,0 +1,38 @@
+"""DVC stage `figures`: Figures 2 and 3 of the paper, the training curves and the sigma sweep."""
+
+import json
+
+from advnets import figures, tracking
+from advnets.data import load_mnist
+from advnets.params import load_params
+from advnets.sampling import load_generator
+from advnets.stage import run_stage
+
+OUT = {
+    "figure2": "figures/figure2.png",
+    "figure3": "figures/figure3.png",
+    "curves": "figures/training_curves.png",
+    "sweep": "figures/parzen_sigmas.png",
+}
+
+
+def main() -> None:
+    params = load_params()
+    fig = params.figures
+    generator = load_generator("models/generator.pt", params.model)
+    figures.figure2(
+        OUT["figure2"], generator, params.model, load_mnist("train")[0],
+        fig.sample_rows, fig.sample_cols, fig.seed, fig.scale,
+    )
+    frames = figures.interpolation(generator, params.model, fig.interp_rows, fig.interp_frames, fig.seed)
+    figures.figure3(OUT["figure3"], frames, fig.scale)
+    figures.training_curves(OUT["curves"], "metrics/train_curve.csv")
+    parzen = json.loads(open("metrics/parzen.json").read())
+    figures.sigma_sweep(OUT["sweep"], "metrics/parzen_sigmas.csv", parzen["sigma"])
+
+    run_id = json.loads(open("models/mlflow-run.json").read())["run_id"]
+    tracking.log_to_run(run_id, params.flat("figures"), {}, {}, list(OUT.values()), folder="figures")
+
+
+if __name__ == "__main__":
+    run_stage("figures", main)
