@@ -3,22 +3,13 @@ import copy
 import pytest
 import torch
 
-from advnets.nets import build_nets, sample_noise
-from advnets.schedule import ClassicalMomentumSGD
+from advnets.nets import sample_noise
 from advnets.updates import Nets, discriminator_step, g_loss, generator_step, simultaneous_step
 
 
 def make_nets(params) -> Nets:
     torch.manual_seed(1)
-    generator, discriminator = build_nets(params.model, 784)
-    return Nets(
-        generator,
-        discriminator,
-        ClassicalMomentumSGD(generator.parameters(), params.train),
-        ClassicalMomentumSGD(discriminator.parameters(), params.train),
-        params.model,
-        params.train,
-    )
+    return Nets.create(params.model, params.train, 784)
 
 
 def test_simultaneous_step_matches_gradients_by_hand(tiny_params):

@@ -105,7 +105,16 @@ def _pyplot():
     return plt
 
 
+def _label_axes(ax, xlabel: str, ylabel: str, title: str) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(frameon=False)
+    ax.grid(alpha=0.3)
+
+
 def _save_matplotlib(fig, path: str | Path) -> None:
+    fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
     _pyplot().close(fig)
@@ -132,10 +141,7 @@ def training_curves(path: str | Path, curve_csv: str | Path) -> None:
     axes[2].plot(epoch, data["valid_parzen"], color="tab:green", label="validation Parzen LL")
     axes[2].set_title("monitor: 100 samples, σ = 0.2")
     for ax in axes:
-        ax.set_xlabel("epoch")
-        ax.legend(frameon=False)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
+        _label_axes(ax, "epoch", "", ax.get_title())
     _save_matplotlib(fig, path)
 
 
@@ -147,12 +153,7 @@ def sigma_sweep(path: str | Path, sweep_csv: str | Path, chosen_sigma: float) ->
     ax.plot(data["sigma"], data["valid_ll_real_images"], "s--", label="real training images")
     ax.axvline(chosen_sigma, color="grey", lw=0.8, ls=":", label=f"chosen σ = {chosen_sigma:.4f}")
     ax.set_xscale("log")
-    ax.set_xlabel("σ")
-    ax.set_ylabel("mean validation log-likelihood (nats)")
-    ax.set_title("Parzen window: σ chosen on validation")
-    ax.legend(frameon=False)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
+    _label_axes(ax, "σ", "mean validation log-likelihood (nats)", "Parzen window: σ chosen on validation")
     _save_matplotlib(fig, path)
 
 
@@ -163,10 +164,9 @@ def figure1(path: str | Path, x: torch.Tensor, p_data: torch.Tensor, snapshots: 
     fig, axes = plt.subplots(1, len(snapshots), figsize=(4 * len(snapshots), 3.6), sharey=True)
     top = 1.15 * max(p_data.max().item(), *(s.p_g.max().item() for s in snapshots))
     for ax, snap, letter in zip(axes, snapshots, "abcd"):
-        density = ax
-        density.plot(x, p_data, "k:", lw=2, label="$p_{data}$")
-        density.plot(x, snap.p_g, "g-", lw=1.8, label="$p_g$")
-        density.plot(x, snap.d * top, "b--", lw=1.5, label="D (× scale)")
+        ax.plot(x, p_data, "k:", lw=2, label="$p_{data}$")
+        ax.plot(x, snap.p_g, "g-", lw=1.8, label="$p_g$")
+        ax.plot(x, snap.d * top, "b--", lw=1.5, label="D (top of the panel = 1)")
         z_level, x_level = -0.35 * top, -0.05 * top
         z_pos = 0.5 + snap.z / (2 * math.sqrt(3)) * 0.9  # the z domain drawn as a line below
         ax.hlines([z_level, x_level], 0, 1, color="k", lw=0.8)
@@ -179,7 +179,6 @@ def figure1(path: str | Path, x: torch.Tensor, p_data: torch.Tensor, snapshots: 
         ax.set_yticks([])
         ax.set_title(f"({letter}) after {snap.step} G steps")
     axes[0].legend(frameon=False, loc="upper left", fontsize=8)
-    fig.tight_layout()
     _save_matplotlib(fig, path)
 
 
@@ -188,11 +187,6 @@ def jsd_curve(path: str | Path, curve: list[dict[str, float]]) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     steps = [row["step"] for row in curve]
     ax.plot(steps, [row["jsd"] for row in curve], label="JSD($p_{data}$ ‖ $p_g$)")
-    ax.plot(steps, [row["value_d_star"] + math.log(4) for row in curve], "--", label="C(G) + log 4 (= 2 JSD)")
-    ax.set_xlabel("G steps")
-    ax.set_ylabel("nats")
-    ax.set_title("1-D GAN: divergence over training")
-    ax.legend(frameon=False)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
+    ax.plot(steps, [(row["value_d_star"] + math.log(4)) / 2 for row in curve], "--", label="(C(G) + log 4) / 2")
+    _label_axes(ax, "G steps", "nats", "1-D GAN: divergence over training (the curves coincide)")
     _save_matplotlib(fig, path)

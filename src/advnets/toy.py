@@ -156,15 +156,8 @@ def run_toy(params: Params) -> ToyResult:
     toy: ToyParams = params.toy
     model, train = _toy_model(params), _toy_train_params(params)
     torch.manual_seed(toy.seed)
-    generator, discriminator = build_nets(model, 1)
-    nets = Nets(
-        generator,
-        discriminator,
-        ClassicalMomentumSGD(generator.parameters(), train),
-        ClassicalMomentumSGD(discriminator.parameters(), train),
-        model,
-        train,
-    )
+    nets = Nets.create(model, train, 1)
+    generator, discriminator = nets.generator, nets.discriminator
     cpu = torch.device("cpu")
 
     def sample_data(n: int) -> torch.Tensor:

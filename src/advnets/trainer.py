@@ -15,10 +15,10 @@ import torch
 from tqdm import tqdm
 
 from advnets.errors import AdvnetsError
-from advnets.nets import build_nets, sample_noise
+from advnets.nets import sample_noise
 from advnets.params import Params
 from advnets.parzen import log_likelihood
-from advnets.schedule import ClassicalMomentumSGD, learning_rate, momentum
+from advnets.schedule import learning_rate, momentum
 from advnets.updates import Nets, discriminator_step, generator_step, simultaneous_step
 
 REFRESH_EVERY = 50
@@ -37,19 +37,11 @@ class Trainer:
         # holds everything a bit-identical resume needs.
         with self._forked_rng():
             torch.manual_seed(params.train.seed)
-            generator, discriminator = build_nets(params.model, train_images.shape[1])
+            self.nets = Nets.create(params.model, params.train, train_images.shape[1])
             self._save_rng()
-        generator.set_output_bias_to_data_mean(train_images)
-        generator.to(device).train()
-        discriminator.to(device).train()
-        self.nets = Nets(
-            generator,
-            discriminator,
-            ClassicalMomentumSGD(generator.parameters(), params.train),
-            ClassicalMomentumSGD(discriminator.parameters(), params.train),
-            params.model,
-            params.train,
-        )
+        self.nets.generator.set_output_bias_to_data_mean(train_images)
+        self.nets.generator.to(device).train()  # moves the parameters in place: the optimizers follow
+        self.nets.discriminator.to(device).train()
         self.train_images = train_images.to(device)
         self.valid_images = valid_images.to(device)
         # Fixed noise, from its own generator, so the monitor and the grids compare like with like

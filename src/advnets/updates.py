@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from advnets.nets import Discriminator, Generator, sample_noise
+from advnets.nets import Discriminator, Generator, build_nets, sample_noise
 from advnets.params import ModelParams, TrainParams
 from advnets.schedule import ClassicalMomentumSGD
 
@@ -40,6 +40,19 @@ class Nets:
     opt_d: ClassicalMomentumSGD
     model: ModelParams
     train: TrainParams
+
+    @classmethod
+    def create(cls, model: ModelParams, train: TrainParams, data_dim: int) -> Nets:
+        """Freshly initialised nets (from the global RNG) with their optimizers."""
+        generator, discriminator = build_nets(model, data_dim)
+        return cls(
+            generator,
+            discriminator,
+            ClassicalMomentumSGD(generator.parameters(), train),
+            ClassicalMomentumSGD(discriminator.parameters(), train),
+            model,
+            train,
+        )
 
 
 @dataclass
