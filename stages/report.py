@@ -1,16 +1,21 @@
-"""DVC stage `report`: metrics/results.md from the metrics files."""
+"""DVC stage `report`: metrics/results.md from the metrics files, also logged to the training run."""
 
 import json
 
+from advnets import tracking
 from advnets.atomic import write_text
 from advnets.params import load_params
 from advnets.report import results_markdown
 from advnets.stage import run_stage
 
+RESULTS = "metrics/results.md"
+
 
 def main() -> None:
     metrics = {name: json.loads(open(f"metrics/{name}.json").read()) for name in ("train", "parzen", "toy")}
-    write_text("metrics/results.md", results_markdown(load_params(), metrics["train"], metrics["parzen"], metrics["toy"]))
+    write_text(RESULTS, results_markdown(load_params(), metrics["train"], metrics["parzen"], metrics["toy"]))
+    run_id = json.loads(open("models/mlflow-run.json").read())["run_id"]
+    tracking.log_to_run(run_id, {}, {}, {}, [RESULTS], folder="report")
 
 
 if __name__ == "__main__":

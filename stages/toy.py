@@ -1,20 +1,41 @@
-"""DVC stage `toy`: Figure 1 from a real 1-D GAN, with the paper's theory checked numerically."""
+"""DVC stage `toy`: Figure 1 from a real 1-D GAN, with the paper's theory checked numerically.
+Its figures and checks also go to an MLflow run of their own (run name `toy-1d`)."""
 
 import json
 
-from advnets import figures
+import mlflow
+
+from advnets import figures, tracking
 from advnets.atomic import write_csv, write_text
 from advnets.params import load_params
 from advnets.stage import run_stage
 from advnets.toy import run_toy
 
+FIGURES = ["figures/figure1.png", "figures/toy_jsd.png"]
+
 
 def main() -> None:
-    result = run_toy(load_params())
-    figures.figure1("figures/figure1.png", result.x, result.p_data, result.snapshots)
-    figures.jsd_curve("figures/toy_jsd.png", result.curve)
+    params = load_params()
+    result = run_toy(params)
+    figures.figure1(FIGURES[0], result.x, result.p_data, result.snapshots)
+    figures.jsd_curve(FIGURES[1], result.curve)
     write_text("metrics/toy.json", json.dumps(result.checks, indent=2) + "\n")
     write_csv("metrics/toy_jsd.csv", result.curve)
+
+    root = tracking.repo_root()
+    with mlflow.start_run(experiment_id=tracking.experiment_id(params.tracking.experiment, root), run_name="toy-1d"):
+        tracking.log_flat_params(params.flat("toy"))
+        mlflow.set_tags(tracking.git_state(root))
+        flat_checks = {
+            f"{group}.{key}" if isinstance(values, dict) else group: value
+            for group, values in result.checks.items()
+            for key, value in (values.items() if isinstance(values, dict) else [(group, values)])
+        }
+        mlflow.log_metrics(flat_checks)
+        for row in result.curve:
+            mlflow.log_metric("jsd", row["jsd"], step=int(row["step"]))
+        for path in FIGURES:
+            mlflow.log_artifact(path, artifact_path="figures")
 
 
 if __name__ == "__main__":

@@ -63,6 +63,11 @@ def test_full_pipeline_with_a_tiny_config(pipeline, empty_mlflow_store):
     assert [m.step for m in client.get_metric_history(run.info.run_id, "g_loss")] == [1, 2]
     assert run.data.metrics["parzen.test_ll_mean"] == parzen["test_ll_mean"]
     assert {a.path for a in client.list_artifacts(run.info.run_id, "figures")} >= {"figures/figure2.png"}
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "report")] == ["report/results.md"]
+    (toy_run,) = client.search_runs([run.info.experiment_id], "attributes.run_name = 'toy-1d'")
+    assert "g_at_step_0.max_abs_d_minus_d_star" in toy_run.data.metrics
+    assert {a.path for a in client.list_artifacts(toy_run.info.run_id, "figures")} == {
+        "figures/figure1.png", "figures/toy_jsd.png"}
 
     for name in ("figure1", "figure2", "figure3", "training_curves", "parzen_sigmas", "toy_jsd"):
         assert (root / "figures" / f"{name}.png").stat().st_size > 1000, name
