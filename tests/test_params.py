@@ -60,3 +60,9 @@ def test_unreadable_file_is_refused(tmp_path):
         load_params(bad)
     with pytest.raises(ParamsError, match="not found"):
         load_params(tmp_path / "absent.yaml")
+
+
+def test_alternating_needs_k_batches_per_epoch(raw_params):
+    raw_params["train"].update(update="alternating", k=5, batches_per_epoch=3)
+    with pytest.raises(ParamsError, match=r"at least train\.k = 5 batches"):
+        validate(raw_params)

@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import mlflow
 import pytest
@@ -99,3 +100,15 @@ def test_nan_stops_training_and_keeps_the_last_good_checkpoint(workdir, tiny_par
     assert saved["state"]["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in saved["state"]["discriminator"].values())
     assert not OUT.generator.exists()
+
+
+def test_a_users_tracking_uri_is_honoured_and_recorded(workdir, tiny_params, tmp_path, empty_mlflow_store):
+    store = tmp_path / "elsewhere.db"
+    shutil.copy(empty_mlflow_store, store)
+    uri = f"sqlite:///{store}"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MLFLOW_TRACKING_URI", uri)
+        run_training(tiny_params)
+        record = json.loads(OUT.run_record.read_text())
+        assert record["tracking_uri"] == uri
+        assert mlflow.MlflowClient(uri).get_run(record["run_id"]).info.status == "FINISHED"

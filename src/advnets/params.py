@@ -160,6 +160,11 @@ class Params(_Section):
                 f"parzen.baseline_samples must be <= data.train_size, "
                 f"got {self.parzen.baseline_samples} > {self.data.train_size}"
             )
+        if self.train.update == "alternating" and (self.train.batches_per_epoch or full_epoch) < self.train.k:
+            raise ValueError(
+                f"an epoch must hold at least train.k = {self.train.k} batches for a G step, "
+                f"got {self.train.batches_per_epoch or full_epoch}"
+            )
         if (self.train.batches_per_epoch or 0) > full_epoch:
             raise ValueError(
                 f"train.batches_per_epoch must be <= data.train_size // train.batch_size = "

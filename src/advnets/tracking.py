@@ -21,7 +21,7 @@ def repo_root() -> Path:
     return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
 
 
-_uri_set_here: str | None = None  # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI
+_uri_set_here: str | None = None  # our default store, once mlflow.set_tracking_uri exported it
 
 
 def user_tracking_uri() -> str | None:
@@ -35,11 +35,13 @@ def tracking_uri(root: Path) -> str:
 
 
 def use_store(root: Path) -> str:
-    """Point MLflow at the project's store; returns its URI."""
+    """Point MLflow at the project's store (the user's MLFLOW_TRACKING_URI wins); returns its URI."""
     global _uri_set_here
-    _uri_set_here = tracking_uri(root)
-    mlflow.set_tracking_uri(_uri_set_here)
-    return _uri_set_here
+    user = user_tracking_uri()
+    uri = user or tracking_uri(root)
+    mlflow.set_tracking_uri(uri)
+    _uri_set_here = None if user else uri  # a user's URI stays the user's on the next call
+    return uri
 
 
 def experiment_id(name: str, root: Path) -> str:
