@@ -46,14 +46,19 @@ PositiveInt = Annotated[int, Field(gt=0)]
 Probability = Annotated[float, Field(gt=0, le=1)]
 
 
-class ModelParams(_Section):
-    noise: Literal["uniform", "gaussian"]
-    noise_dim: PositiveInt
+class NetSizes(_Section):
+    """Layer sizes and init ranges, shared by the MNIST nets and the 1-D toy's."""
+
     g_hidden: list[PositiveInt] = Field(min_length=1)
     g_init_range: float = Field(gt=0)
     d_units: list[PositiveInt] = Field(min_length=1)
     d_pieces: PositiveInt
     d_init_range: float = Field(gt=0)
+
+
+class ModelParams(NetSizes):
+    noise: Literal["uniform", "gaussian"]
+    noise_dim: PositiveInt
     d_keep_input: Probability
     d_keep_hidden: Probability
 
@@ -102,14 +107,9 @@ class FiguresParams(_Section):
     scale: PositiveInt
 
 
-class ToyParams(_Section):
+class ToyParams(NetSizes):
     data_mean: float = Field(gt=0, lt=1)
     data_std: float = Field(gt=0)
-    g_hidden: list[PositiveInt] = Field(min_length=1)
-    g_init_range: float = Field(gt=0)
-    d_units: list[PositiveInt] = Field(min_length=1)
-    d_pieces: PositiveInt
-    d_init_range: float = Field(gt=0)
     k: PositiveInt
     lr: float = Field(gt=0)
     batch_size: PositiveInt
