@@ -51,6 +51,14 @@ def test_outputs_and_the_mlflow_run(workdir, tiny_params):
     assert str(workdir / "mlartifacts") in run.info.artifact_uri
 
 
+def test_model_files_are_byte_stable_across_runs(workdir, tiny_params):
+    run_training(tiny_params)
+    first = OUT.generator.read_bytes(), OUT.discriminator.read_bytes()
+    OUT.generator.unlink()
+    run_training(tiny_params)
+    assert (OUT.generator.read_bytes(), OUT.discriminator.read_bytes()) == first  # DVC sees no change
+
+
 def test_interrupted_training_resumes_to_the_same_weights(workdir, tiny_params, tmp_path):
     run_training(tiny_params)
     uninterrupted = weights(OUT.generator), weights(OUT.discriminator)

@@ -86,8 +86,10 @@ def run_training(
 
 
 def _save_state_dict(path: Path, module: torch.nn.Module) -> None:
-    with atomic_path(path) as tmp:
-        torch.save({k: v.cpu() for k, v in module.state_dict().items()}, tmp)
+    # Through a file object: torch.save(obj, path) stores the (random) temporary file's name in
+    # the archive, which would give identical weights a different md5 on every run.
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save({k: v.cpu() for k, v in module.state_dict().items()}, f)
 
 
 def _write_metrics(out: TrainOutputs, history: list[dict[str, float]]) -> None:
