@@ -8,7 +8,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 
 from advnets import tracking
 from advnets.atomic import write_csv, write_text
