@@ -1,6 +1,7 @@
 """DVC stage `figures`: Figures 2 and 3 of the paper, the training curves and the sigma sweep."""
 
 import json
+from pathlib import Path
 
 from advnets import figures, tracking
 from advnets.data import load_mnist
@@ -27,10 +28,10 @@ def main() -> None:
     frames = figures.interpolation(generator, params.model, fig.interp_rows, fig.interp_frames, fig.seed)
     figures.figure3(OUT["figure3"], frames, fig.scale)
     figures.training_curves(OUT["curves"], "metrics/train_curve.csv")
-    parzen = json.loads(open("metrics/parzen.json").read())
+    parzen = json.loads(Path("metrics/parzen.json").read_text())
     figures.sigma_sweep(OUT["sweep"], "metrics/parzen_sigmas.csv", parzen["sigma"])
 
-    run_id = json.loads(open("models/mlflow-run.json").read())["run_id"]
+    run_id = json.loads(Path("models/mlflow-run.json").read_text())["run_id"]
     tracking.log_to_run(run_id, params.flat("figures"), {}, {}, list(OUT.values()), folder="figures")
 
 

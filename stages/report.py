@@ -1,6 +1,7 @@
 """DVC stage `report`: metrics/results.md from the metrics files, also logged to the training run."""
 
 import json
+from pathlib import Path
 
 from advnets import tracking
 from advnets.atomic import write_text
@@ -12,9 +13,9 @@ RESULTS = "metrics/results.md"
 
 
 def main() -> None:
-    metrics = {name: json.loads(open(f"metrics/{name}.json").read()) for name in ("train", "parzen", "toy")}
+    metrics = {name: json.loads(Path(f"metrics/{name}.json").read_text()) for name in ("train", "parzen", "toy")}
     write_text(RESULTS, results_markdown(load_params(), metrics["train"], metrics["parzen"], metrics["toy"]))
-    run_id = json.loads(open("models/mlflow-run.json").read())["run_id"]
+    run_id = json.loads(Path("models/mlflow-run.json").read_text())["run_id"]
     tracking.log_to_run(run_id, {}, {}, {}, [RESULTS], folder="report")
 
 
