@@ -31,8 +31,7 @@ def main() -> None:
     parzen = json.loads(Path("metrics/parzen.json").read_text())
     figures.sigma_sweep(OUT["sweep"], "metrics/parzen_sigmas.csv", parzen["sigma"])
 
-    run_id = json.loads(Path("models/mlflow-run.json").read_text())["run_id"]
-    tracking.log_to_run(run_id, params.flat("figures"), {}, {}, list(OUT.values()), folder="figures")
+    tracking.log_to_run(tracking.read_run_id(), params.flat("figures"), {}, {}, list(OUT.values()), folder="figures")
 
 
 if __name__ == "__main__":

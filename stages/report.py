@@ -15,8 +15,7 @@ RESULTS = "metrics/results.md"
 def main() -> None:
     metrics = {name: json.loads(Path(f"metrics/{name}.json").read_text()) for name in ("train", "parzen", "toy")}
     write_text(RESULTS, results_markdown(load_params(), metrics["train"], metrics["parzen"], metrics["toy"]))
-    run_id = json.loads(Path("models/mlflow-run.json").read_text())["run_id"]
-    tracking.log_to_run(run_id, {}, {}, {}, [RESULTS], folder="report")
+    tracking.log_to_run(tracking.read_run_id(), {}, {}, {}, [RESULTS], folder="report")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from advnets import tracking
 from advnets.atomic import write_csv, write_text
 from advnets.data import load_mnist, md5_of
@@ -66,10 +65,9 @@ def _write_sweep(path: Path, gan: dict[float, float], real: dict[float, float]) 
 
 
 def _log_to_training_run(files: ParzenFiles, params: Params, metrics: dict) -> None:
-    record = json.loads(files.run_record.read_text())
     real = metrics["baselines"]["real_training_images"]
     tracking.log_to_run(
-        record["run_id"],
+        tracking.read_run_id(files.run_record),
         params=params.flat("sample", "parzen"),
         metrics={
             "parzen.test_ll_mean": metrics["test_ll_mean"],

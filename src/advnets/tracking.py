@@ -104,6 +104,11 @@ def write_run_record(path: Path, run: mlflow.ActiveRun, root: Path) -> None:
     write_text(path, json.dumps(record, indent=2) + "\n")
 
 
+def read_run_id(path: str | Path = "models/mlflow-run.json") -> str:
+    """The training run named by the record write_run_record left."""
+    return json.loads(Path(path).read_text())["run_id"]
+
+
 def log_to_run(
     run_id: str,
     params: dict[str, Any],
