@@ -31,7 +31,7 @@ def main() -> None:
     parzen = json.loads(Path("metrics/parzen.json").read_text())
     figures.sigma_sweep(OUT["sweep"], "metrics/parzen_sigmas.csv", parzen["sigma"])
 
-    tracking.log_to_run(tracking.read_run_id(), params.flat("figures"), {}, {}, list(OUT.values()), folder="figures")
+    tracking.record_stage("figures", params.flat("model", "figures"), artifacts=list(OUT.values()))
 
 
 if __name__ == "__main__":

@@ -13,9 +13,11 @@ RESULTS = "metrics/results.md"
 
 
 def main() -> None:
+    params = load_params()
     metrics = {name: json.loads(Path(f"metrics/{name}.json").read_text()) for name in ("train", "parzen", "toy")}
-    write_text(RESULTS, results_markdown(load_params(), metrics["train"], metrics["parzen"], metrics["toy"]))
-    tracking.log_to_run(tracking.read_run_id(), {}, {}, {}, [RESULTS], folder="report")
+    write_text(RESULTS, results_markdown(params, metrics["train"], metrics["parzen"], metrics["toy"]))
+    read = {"train.seed": params.train.seed, "train.update": params.train.update}  # its params in dvc.yaml
+    tracking.record_stage("report", read, artifacts=[RESULTS])
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """DVC stage `sample`: sample.n samples of the trained generator into data/samples.npy."""
 
+from advnets import tracking
 from advnets.params import load_params
 from advnets.sampling import draw_samples, load_generator, save_samples
 from advnets.stage import run_stage
@@ -9,6 +10,7 @@ def main() -> None:
     params = load_params()
     generator = load_generator("models/generator.pt", params.model)
     save_samples("data/samples.npy", draw_samples(generator, params.model, params.sample.n, params.sample.seed))
+    tracking.record_stage("sample", params.flat("model", "sample"))
 
 
 if __name__ == "__main__":

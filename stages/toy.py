@@ -22,10 +22,10 @@ def main() -> None:
     write_text("metrics/toy.json", json.dumps(result.checks, indent=2) + "\n")
     write_csv("metrics/toy_jsd.csv", result.curve)
 
-    root = tracking.repo_root()
-    with mlflow.start_run(experiment_id=tracking.experiment_id(params.tracking.experiment, root), run_name="toy-1d"):
+    experiment = tracking.experiment_id(params.tracking.experiment, tracking.repo_root())
+    with mlflow.start_run(experiment_id=experiment, run_name="toy-1d"):
         tracking.log_flat_params(params.flat("toy"))
-        mlflow.set_tags(tracking.git_state(root))
+        mlflow.set_tags(tracking.lineage_tags(tracking.workspace(), "toy"))
         flat_checks = {
             f"{group}.{key}" if isinstance(values, dict) else group: value
             for group, values in result.checks.items()

@@ -92,6 +92,7 @@ def pipeline(tmp_path, mnist_mirror) -> PipelineCopy:
 TINY = {
     "model": {"g_hidden": [32, 32], "d_units": [16, 16], "d_pieces": 3},
     "train": {"epochs": 2, "batches_per_epoch": 4, "batch_size": 25, "monitor_samples": 10, "grid_every": 1},
+    "select": {"every": 1, "samples": 200, "valid_points": 300},
 }
 TINY_PIPELINE = {
     **TINY,

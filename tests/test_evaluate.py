@@ -1,15 +1,16 @@
 import json
+import shutil
 
 import mlflow
 import pytest
 
 from advnets import tracking
-from advnets.data import load_mnist
+from advnets.data import load_mnist, md5_of
 from advnets.evaluate import ParzenFiles, run_parzen
 from advnets.params import validate
 from advnets.parzen import PixelRangeError
 from advnets.sampling import save_samples
-from conftest import override
+from conftest import REPO, override
 
 FILES = ParzenFiles()
 SMALL = {"parzen": {"valid_points": 50, "test_points": 100, "baseline_samples": 300}}
@@ -25,6 +26,7 @@ def training_run(workdir):
 
 
 def test_metrics_baselines_and_the_mlflow_run(workdir, training_run, raw_params):
+    shutil.copy(REPO / "dvc.yaml", workdir)  # the stage's files, for the lineage tags
     params = validate(override(raw_params, SMALL))
     save_samples(FILES.samples, load_mnist("train")[0][1000:1400])
     metrics = run_parzen(params)
@@ -40,10 +42,19 @@ def test_metrics_baselines_and_the_mlflow_run(workdir, training_run, raw_params)
     assert baselines["real_training_images"]["n_samples"] == 300
     assert FILES.sigma_sweep.read_text().splitlines()[0] == "sigma,valid_ll,valid_ll_real_images"
 
-    run = mlflow.MlflowClient().get_run(training_run)
+    client = mlflow.MlflowClient()
+    run = client.get_run(training_run)  # the model's row: its Parzen score beside its params
     assert run.data.metrics["parzen.test_ll_mean"] == pytest.approx(written["test_ll_mean"])
-    assert run.data.tags["samples.md5"] == written["samples_md5"]
     assert run.data.params["parzen.valid_points"] == "50"
+    assert {a.path for a in client.list_artifacts(training_run, "parzen")} == {
+        "parzen/parzen.json", "parzen/parzen_sigmas.csv"}
+    (stage_run,) = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{training_run}'")
+    tags = stage_run.data.tags
+    assert (stage_run.info.run_name, tags["DVC_STAGE"]) == ("parzen", "parzen")
+    assert tags["dvc.md5.data/samples.npy"] == written["samples_md5"]
+    assert tags["dvc.md5.metrics/parzen.json"] == md5_of(FILES.metrics)
+    assert stage_run.data.params["parzen.test_points"] == "100"
+    assert stage_run.data.metrics["parzen.test_ll_mean"] == pytest.approx(written["test_ll_mean"])
 
 
 def test_samples_on_the_wrong_scale_are_refused(workdir, training_run, raw_params):

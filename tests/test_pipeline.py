@@ -75,7 +75,7 @@ def test_full_pipeline_with_a_tiny_config(pipeline, empty_mlflow_store):
     assert f"{parzen['test_ll_mean']:.1f} ± {parzen['test_ll_se']:.1f}" in results
     assert "| Adversarial nets | 225 ± 2 | paper |" in results
 
-    pipeline.set_params(parzen={"valid_points": 50})
+    pipeline.set_params(parzen={"test_points": 100})
     rerun = pipeline.repro()
     assert "Running stage 'parzen'" in rerun and "Running stage 'train'" not in rerun
     pipeline.set_params(data={"mirror": "/elsewhere"})  # read, but changes no output

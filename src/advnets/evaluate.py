@@ -66,15 +66,17 @@ def _write_sweep(path: Path, gan: dict[float, float], real: dict[float, float]) 
 
 def _log_to_training_run(files: ParzenFiles, params: Params, metrics: dict) -> None:
     real = metrics["baselines"]["real_training_images"]
-    tracking.log_to_run(
-        tracking.read_run_id(files.run_record),
-        params=params.flat("sample", "parzen"),
-        metrics={
-            "parzen.test_ll_mean": metrics["test_ll_mean"],
-            "parzen.test_ll_se": metrics["test_ll_se"],
-            "parzen.sigma": metrics["sigma"],
-            "parzen.real_images.test_ll_mean": real["test_ll_mean"],
-        },
-        tags={"samples.md5": metrics["samples_md5"]},
+    scores = {
+        "parzen.test_ll_mean": metrics["test_ll_mean"],
+        "parzen.test_ll_se": metrics["test_ll_se"],
+        "parzen.sigma": metrics["sigma"],
+        "parzen.real_images.test_ll_mean": real["test_ll_mean"],
+    }
+    tracking.record_stage(
+        "parzen",
+        params.flat("parzen"),
+        metrics=scores,
         artifacts=[files.metrics, files.sigma_sweep],
+        headline=scores,
+        run_record=files.run_record,
     )

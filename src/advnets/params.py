@@ -84,6 +84,12 @@ class TrainParams(_Section):
     grid_every: PositiveInt
 
 
+class SelectParams(_Section):
+    every: PositiveInt
+    samples: PositiveInt
+    valid_points: PositiveInt
+
+
 class SampleParams(_Section):
     n: PositiveInt
     seed: int = Field(ge=0)
@@ -136,6 +142,7 @@ class Params(_Section):
     data: DataParams
     model: ModelParams
     train: TrainParams
+    select: SelectParams
     sample: SampleParams
     parzen: ParzenParams
     figures: FiguresParams
@@ -154,6 +161,13 @@ class Params(_Section):
             raise ValueError(
                 f"parzen.valid_points must be <= data.valid_size, "
                 f"got {self.parzen.valid_points} > {self.data.valid_size}"
+            )
+        selection_points = self.parzen.valid_points + self.select.valid_points
+        if selection_points > self.data.valid_size:
+            raise ValueError(
+                f"parzen.valid_points + select.valid_points must be <= data.valid_size (selection "
+                f"never scores the images that choose sigma), got {self.parzen.valid_points} + "
+                f"{self.select.valid_points} > {self.data.valid_size}"
             )
         if self.parzen.baseline_samples > self.data.train_size:
             raise ValueError(

@@ -12,13 +12,30 @@ from typing import Any
 import mlflow
 import torch
 import yaml
+from mlflow.data.http_dataset_source import HTTPDatasetSource
+from mlflow.data.meta_dataset import MetaDataset
 
 from advnets.atomic import write_text
+from advnets.data import md5_of
+
+RUN_RECORD = "models/mlflow-run.json"  # the train stage's pointer to its MLflow run
+MD5_TAG = "dvc.md5."  # tag prefix: dvc.md5.models/generator.pt = the file's md5
+
+
+def workspace() -> Path:
+    """Where the stage runs: $DVC_ROOT under DVC, else the working directory."""
+    return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
 
 
 def repo_root() -> Path:
-    """Where the stage runs from: $DVC_ROOT under DVC, else the working directory."""
-    return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
+    """The repository whose MLflow store the runs belong to. Usually the workspace; a queued
+    experiment (`dvc exp run --queue`) runs in a temporary copy, <repo>/.dvc/tmp/exps/<tmp>/,
+    that DVC deletes afterwards, so its runs go to the store of the repository around it."""
+    here = workspace()
+    for parent in here.parents:
+        if parent.name == "exps" and parent.parent.name == "tmp" and parent.parent.parent.name == ".dvc":
+            return parent.parent.parent.parent
+    return here
 
 
 _uri_set_here: str | None = None  # our default store, once mlflow.set_tracking_uri exported it
@@ -57,36 +74,87 @@ def experiment_id(name: str, root: Path) -> str:
 
 
 def git_state(root: Path) -> dict[str, str]:
+    """The commit, and whether the tree differs from it outside what DVC manages (dvc.lock and
+    the stages' outputs are rewritten by every `dvc repro`; their content is in the md5 tags)."""
+
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-        return done.stdout.strip() if done.returncode == 0 else ""
+        return done.stdout if done.returncode == 0 else ""
 
-    commit = git("rev-parse", "HEAD")
-    return {"git.commit": commit or "unknown", "git.dirty": str(bool(git("status", "--porcelain"))).lower()}
-
-
-def locked_md5(root: Path, path: str) -> str | None:
-    """The md5 dvc.lock records for an output path (a DVC 3 hash: the md5 of the bytes)."""
-    lock = root / "dvc.lock"
-    if not lock.is_file():
-        return None
-    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
-    for stage in stages.values():
-        for out in stage.get("outs", []):
-            if out["path"] == path:
-                return out["md5"]
-    return None
+    managed = ["dvc.lock", *_outputs(root)]
+    changed = [line[3:].strip('"') for line in git("status", "--porcelain", "--untracked-files=all").splitlines()]
+    dirty = [path for path in changed if not any(path == out or path.startswith(out + "/") for out in managed)]
+    return {"git.commit": git("rev-parse", "HEAD").strip() or "unknown", "git.dirty": str(bool(dirty)).lower()}
 
 
-def lineage_tags(root: Path, device: torch.device, data_path: str) -> dict[str, str]:
-    tags = {**git_state(root), "torch.version": torch.__version__, "device": str(device)}
-    for variable in ("DVC_STAGE", "DVC_EXP_NAME"):
-        if os.environ.get(variable):
-            tags[variable] = os.environ[variable]
-    data_md5 = locked_md5(root, data_path)
-    if data_md5:
-        tags[f"dvc.md5.{data_path}"] = data_md5
+def _stages(root: Path, name: str) -> dict[str, Any]:
+    path = root / name
+    return (yaml.safe_load(path.read_text()) or {}).get("stages", {}) if path.is_file() else {}
+
+
+def _out_paths(entries: list) -> list[str]:
+    """Paths of a dvc.yaml outs/metrics/plots list (an entry is a path or {path: options})."""
+    return [entry if isinstance(entry, str) else next(iter(entry)) for entry in entries]
+
+
+def _outputs(root: Path, stage: str | None = None) -> list[str]:
+    """The outputs dvc.yaml declares, of one stage or all."""
+    stages = _stages(root, "dvc.yaml")
+    chosen = [stages.get(stage, {})] if stage else list(stages.values())
+    return [path for s in chosen for key in ("outs", "metrics", "plots") for path in _out_paths(s.get(key, []))]
+
+
+def stage_files(root: Path, stage: str) -> dict[str, list[str]]:
+    """A stage's dependency and output paths as dvc.yaml declares them."""
+    declared = _stages(root, "dvc.yaml").get(stage, {})
+    return {"deps": list(declared.get("deps", [])), "outs": _outputs(root, stage)}
+
+
+def locked_md5s(root: Path) -> dict[str, str]:
+    """Every path dvc.lock records (deps and outs), with its md5 (a DVC 3 file hash is the md5
+    of the bytes; a folder's ends in .dir)."""
+    md5s = {}
+    for stage in _stages(root, "dvc.lock").values():
+        for entry in [*stage.get("deps", []), *stage.get("outs", [])]:
+            md5s[entry["path"]] = entry["md5"]
+    return md5s
+
+
+def content_md5(root: Path, path: str) -> str | None:
+    """A file's md5 (what DVC records for it); a folder's as dvc.lock records it; None if unknown."""
+    target = root / path
+    if target.is_file():
+        return md5_of(target)
+    return locked_md5s(root).get(path) if target.is_dir() else None
+
+
+def file_tags(root: Path, stage: str) -> dict[str, str]:
+    """`dvc.md5.<path>` for each dependency and output of the stage that exists now."""
+    files = stage_files(root, stage)
+    tags = {}
+    for path in [*files["deps"], *files["outs"]]:
+        md5 = content_md5(root, path)
+        if md5:
+            tags[f"{MD5_TAG}{path}"] = md5
     return tags
+
+
+def lineage_tags(root: Path, stage: str, device: torch.device | None = None) -> dict[str, str]:
+    """What every run a stage writes carries: stage, DVC experiment, git state, torch, device and
+    the md5 of the stage's files, so MLflow joins dvc.lock by content."""
+    tags = {**git_state(root), "torch.version": torch.__version__, "DVC_STAGE": stage}
+    if device is not None:
+        tags["device"] = str(device)
+    if os.environ.get("DVC_EXP_NAME"):
+        tags["DVC_EXP_NAME"] = os.environ["DVC_EXP_NAME"]
+    return {**tags, **file_tags(root, stage)}
+
+
+def log_dataset(name: str, source_url: str, digest: str | None, context: str) -> None:
+    """The data as an MLflow dataset input, its digest the DVC md5 (36 characters fit MLflow's)."""
+    if digest:
+        dataset = MetaDataset(HTTPDatasetSource(source_url), name=name, digest=digest)
+        mlflow.log_input(dataset, context=context)
 
 
 def param_strings(flat: dict[str, Any]) -> dict[str, str]:
@@ -104,34 +172,45 @@ def write_run_record(path: Path, run: mlflow.ActiveRun, root: Path) -> None:
     write_text(path, json.dumps(record, indent=2) + "\n")
 
 
-def read_run_id(path: str | Path = "models/mlflow-run.json") -> str:
+def read_run_id(path: str | Path = RUN_RECORD) -> str:
     """The training run named by the record write_run_record left."""
     return json.loads(Path(path).read_text())["run_id"]
 
 
-def log_to_run(
-    run_id: str,
+def record_stage(
+    stage: str,
     params: dict[str, Any],
-    metrics: dict[str, float],
-    tags: dict[str, str],
-    artifacts: list[str | Path],
-    folder: str = "parzen",
-) -> None:
-    """Add a later stage's results to an existing run. A param already logged with another value
-    (MLflow params are write-once) is kept, with a warning; metrics and tags take the new values."""
-    uri = use_store(repo_root())
+    metrics: dict[str, float] | None = None,
+    artifacts: list[str | Path] = (),
+    headline: dict[str, float] | None = None,
+    run_record: str | Path = RUN_RECORD,
+) -> str | None:
+    """Record a stage that follows training, for the model it worked on: a nested run (run name =
+    the stage) under the training run, with the params the stage read, its metrics and the lineage
+    tags of its files as written; and on the training run itself, the model's one row in the UI,
+    its params, `headline` metrics and artifacts (in a folder named after the stage). A param
+    already on the training run with another value (MLflow params are write-once) is kept there,
+    with a warning. Returns the nested run's id, or None when the training run is not in the store."""
+    root = repo_root()
+    uri = use_store(root)
+    parent_id = read_run_id(run_record)
     try:
-        logged = mlflow.MlflowClient().get_run(run_id).data.params
+        parent = mlflow.MlflowClient().get_run(parent_id)
     except mlflow.exceptions.MlflowException:
-        print(f"warning: MLflow run {run_id} is not in {uri}; results not logged there")
-        return
+        print(f"warning: MLflow run {parent_id} is not in {uri}; {stage} results not logged there")
+        return None
     values = param_strings(params)
+    logged = parent.data.params
     for key, value in values.items():
         if key in logged and logged[key] != value:
-            print(f"warning: run {run_id} keeps {key}={logged[key]} (now {value}); see the metrics files")
-    with mlflow.start_run(run_id=run_id):
+            print(f"warning: run {parent_id} keeps {key}={logged[key]} (now {value}); see the metrics files")
+    with mlflow.start_run(run_id=parent_id):
         mlflow.log_params({k: v for k, v in values.items() if k not in logged})
-        mlflow.log_metrics(metrics)
-        mlflow.set_tags(tags)
+        mlflow.log_metrics(headline or {})
         for path in artifacts:
-            mlflow.log_artifact(str(path), artifact_path=folder)
+            mlflow.log_artifact(str(path), artifact_path=stage)
+        with mlflow.start_run(run_name=stage, nested=True, experiment_id=parent.info.experiment_id) as child:
+            mlflow.log_params(values)
+            mlflow.log_metrics(metrics or {})
+            mlflow.set_tags(lineage_tags(workspace(), stage))
+    return child.info.run_id

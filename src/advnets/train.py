@@ -18,19 +18,22 @@ from advnets.atomic import atomic_path, write_csv, write_text
 from advnets.data import load_mnist
 from advnets.device import resolve_device
 from advnets.params import Params
+from advnets.selection import Selector
 from advnets.trainer import Trainer
 
 DATA_OUTPUT = "data/mnist"  # the download stage's output, as dvc.lock names it
+DATA_SOURCE = "https://yann.lecun.com/exdb/mnist/"  # where MNIST comes from, for MLflow's dataset input
 
 
 @dataclass(frozen=True)
 class TrainOutputs:
-    generator: Path = Path("models/generator.pt")
+    generator: Path = Path("models/generator.pt")  # the nets of the epoch selected on validation data
     discriminator: Path = Path("models/discriminator.pt")
     run_record: Path = Path("models/mlflow-run.json")
     checkpoint: Path = Path("models/checkpoint.pt")  # not a DVC output: removed once training ends
     summary: Path = Path("metrics/train.json")
     curve: Path = Path("metrics/train_curve.csv")
+    selection: Path = Path("metrics/selection.csv")
 
 
 def run_training(
@@ -39,18 +42,23 @@ def run_training(
     out: TrainOutputs = TrainOutputs(),
     on_epoch_end: Callable[[Trainer], None] | None = None,
 ) -> list[dict[str, float]]:
-    """Train to params.train.epochs, resuming an interrupted run; returns the per-epoch rows."""
-    root = tracking.repo_root()
+    """Train to params.train.epochs, resuming an interrupted run, and keep the epoch that scores
+    best on validation data; returns the per-epoch rows."""
+    root, here = tracking.repo_root(), tracking.workspace()
     device = resolve_device(params.train.device)
-    trainer = Trainer(params, load_mnist("train", data_root)[0], load_mnist("valid", data_root)[0], device)
-    flat = params.flat("data", "model", "train")
+    valid_images = load_mnist("valid", data_root)[0]
+    trainer = Trainer(params, load_mnist("train", data_root)[0], valid_images, device)
+    selector = Selector(params, valid_images, device)
+    flat = {**params.flat("data", "model", "train", "select"), **_selection_params(params)}
 
     history: list[dict[str, float]] = []
+    scores: list[dict[str, float]] = []
     run_id = None
     saved = checkpoint.load(out.checkpoint, flat)
     if saved is not None:
         trainer.load_state_dict(saved["state"])
-        history, run_id = saved["history"], saved["run_id"]
+        selector.load_state_dict(saved["best"])
+        history, scores, run_id = saved["history"], saved["scores"], saved["run_id"]
         if trainer.epoch > params.train.epochs:
             raise checkpoint.ResumeError(
                 f"{out.checkpoint} is at epoch {trainer.epoch}, beyond train.epochs = "
@@ -62,39 +70,61 @@ def run_training(
     run_name = f"seed{params.train.seed}-{params.train.update}"
     with mlflow.start_run(run_id=run_id, experiment_id=experiment, run_name=run_name) as run:
         if run_id is None:
-            tracking.log_flat_params(params.flat("data", "model", "train", "tracking"))
-        mlflow.set_tags(tracking.lineage_tags(root, device, DATA_OUTPUT))
+            tracking.log_flat_params({**flat, **params.flat("tracking")})
+            tracking.log_dataset("mnist", DATA_SOURCE, tracking.content_md5(here, DATA_OUTPUT), context="training")
+        mlflow.set_tags(tracking.lineage_tags(here, "train", device))
         tracking.write_run_record(out.run_record, run, root)
 
         while trainer.epoch < params.train.epochs:
             row = trainer.train_epoch()
             history.append(row)
-            checkpoint.save(out.checkpoint, trainer.state_dict(), flat, {"history": history, "run_id": run.info.run_id})
-            mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
-            _write_metrics(out, history)
+            metrics = {k: v for k, v in row.items() if k != "epoch"}
+            if selector.due(trainer.epoch):
+                score = selector.score(trainer.nets.generator)
+                scores.append({"epoch": trainer.epoch, **score})
+                selector.consider(trainer.epoch, score, _nets(trainer))
+                metrics.update({f"select.{k}": v for k, v in score.items()})
+            extra = {"history": history, "scores": scores, "best": selector.state_dict(), "run_id": run.info.run_id}
+            checkpoint.save(out.checkpoint, trainer.state_dict(), flat, extra)
+            mlflow.log_metrics(metrics, step=row["epoch"])
+            _write_metrics(out, history, scores, selector)
             if trainer.epoch % params.train.grid_every == 0 or trainer.epoch == params.train.epochs:
                 _log_grid(trainer)
             if on_epoch_end is not None:
                 on_epoch_end(trainer)
 
-        _write_metrics(out, history)
-        _save_state_dict(out.generator, trainer.nets.generator)
-        _save_state_dict(out.discriminator, trainer.nets.discriminator)
+        _write_metrics(out, history, scores, selector)
+        _save_state_dict(out.generator, selector.best["generator"])
+        _save_state_dict(out.discriminator, selector.best["discriminator"])
+        mlflow.log_metrics({k: float(v) for k, v in selector.summary().items()})
         mlflow.log_artifact(str(out.generator), artifact_path="model")
+        mlflow.set_tags(tracking.lineage_tags(here, "train", device))
     out.checkpoint.unlink(missing_ok=True)
     return history
 
 
-def _save_state_dict(path: Path, module: torch.nn.Module) -> None:
+def _selection_params(params: Params) -> dict:
+    """The evaluation params the selection reads (it chooses sigma as the Parzen protocol does)."""
+    return {key: params.flat("parzen")[key] for key in ("parzen.sigmas", "parzen.valid_points")}
+
+
+def _nets(trainer: Trainer) -> dict[str, torch.nn.Module]:
+    return {"generator": trainer.nets.generator, "discriminator": trainer.nets.discriminator}
+
+
+def _save_state_dict(path: Path, state: dict[str, torch.Tensor]) -> None:
     # Through a file object: torch.save(obj, path) stores the (random) temporary file's name in
     # the archive, which would give identical weights a different md5 on every run.
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        torch.save({k: v.cpu() for k, v in module.state_dict().items()}, f)
+        torch.save(state, f)
 
 
-def _write_metrics(out: TrainOutputs, history: list[dict[str, float]]) -> None:
+def _write_metrics(out: TrainOutputs, history: list[dict], scores: list[dict], selector: Selector) -> None:
     write_csv(out.curve, history)
-    write_text(out.summary, json.dumps(history[-1], indent=2) + "\n")
+    if scores:
+        write_csv(out.selection, scores)
+    summary = {**history[-1], **(selector.summary() if selector.best else {})}
+    write_text(out.summary, json.dumps(summary, indent=2) + "\n")
 
 
 def _log_grid(trainer: Trainer) -> None:

@@ -1,0 +1,91 @@
+import csv
+import json
+
+import pytest
+import torch
+
+from advnets.nets import sample_noise
+from advnets.params import ParamsError, validate
+from advnets.parzen import PixelRangeError, evaluate
+from advnets.selection import Selector
+from advnets.train import TrainOutputs, run_training
+from advnets.updates import Nets
+from conftest import TINY, override
+
+OUT = TrainOutputs()
+
+
+def small_generator(params):
+    torch.manual_seed(0)
+    return Nets.create(params.model, params.train, 784).generator
+
+
+def test_score_is_the_protocol_on_validation_images_apart_from_those_choosing_sigma(tiny_params, mnist_root):
+    valid = torch.load(mnist_root / "mnist" / "valid.pt", weights_only=True)["images"].float().div(255)
+    n_sigma, n_score = tiny_params.parzen.valid_points, tiny_params.select.valid_points
+    poisoned = valid.clone()
+    poisoned[n_sigma + n_score :] = 2.0  # out of [0, 1]: scoring any of these would raise
+    selector = Selector(tiny_params, poisoned, torch.device("cpu"))
+    generator = small_generator(tiny_params)
+
+    score = selector.score(generator)
+
+    expected = evaluate(generator(selector.z), valid[:n_sigma], valid[n_sigma : n_sigma + n_score], tiny_params.parzen.sigmas)
+    assert score["sigma"] == expected.sigma
+    assert score["valid_ll"] == pytest.approx(expected.test_ll_mean, abs=1e-6)
+    poisoned[n_sigma] = 2.0
+    with pytest.raises(PixelRangeError):  # the first scored image is in use
+        Selector(tiny_params, poisoned, torch.device("cpu")).score(generator)
+
+
+def test_noise_is_fixed_per_seed_and_apart_from_the_training_stream(tiny_params, raw_params):
+    valid = torch.rand(2000, 784)
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    first = Selector(tiny_params, valid, torch.device("cpu"))
+    assert torch.equal(torch.rand(3), before)  # the global stream is untouched
+    assert torch.equal(first.z, Selector(tiny_params, valid, torch.device("cpu")).z)
+    other_seed = validate(override(raw_params, {**TINY, "train": {"seed": 1}}))
+    assert not torch.equal(first.z, Selector(other_seed, valid, torch.device("cpu")).z)
+    assert first.z.shape == (tiny_params.select.samples, tiny_params.model.noise_dim)
+    monitor_z = sample_noise(10, tiny_params.model, generator=torch.Generator().manual_seed(0))  # the monitor's
+    assert not torch.equal(first.z[:10], monitor_z)
+
+
+def test_the_best_epoch_is_kept_as_a_copy(tiny_params):
+    selector = Selector(tiny_params, torch.rand(2000, 784), torch.device("cpu"))
+    generator = small_generator(tiny_params)
+    nets = {"generator": generator}
+    assert selector.consider(1, {"valid_ll": 10.0, "valid_ll_se": 1.0, "sigma": 0.2}, nets)
+    kept = selector.best["generator"]["0.weight"].clone()
+    with torch.no_grad():
+        generator[0].weight.add_(1.0)
+    assert not selector.consider(2, {"valid_ll": 9.0, "valid_ll_se": 1.0, "sigma": 0.2}, nets)
+    assert torch.equal(selector.best["generator"]["0.weight"], kept)
+    assert selector.consider(3, {"valid_ll": 11.0, "valid_ll_se": 1.0, "sigma": 0.2}, nets)
+    assert selector.summary()["selected_epoch"] == 3
+
+
+def test_training_keeps_the_epoch_that_scores_best_on_validation(workdir, raw_params):
+    params = validate(override(raw_params, {**TINY, "train": {**TINY["train"], "epochs": 4}, "select": {**TINY["select"], "every": 2}}))
+    generators = {}
+
+    def remember(trainer):
+        generators[trainer.epoch] = {k: v.clone() for k, v in trainer.nets.generator.state_dict().items()}
+
+    run_training(params, on_epoch_end=remember)
+
+    with open(OUT.selection) as f:
+        scores = {int(row["epoch"]): float(row["valid_ll"]) for row in csv.DictReader(f)}
+    assert list(scores) == [2, 4]
+    best = max(scores, key=scores.get)
+    summary = json.loads(OUT.summary.read_text())
+    assert summary["selected_epoch"] == best and summary["selected_valid_ll"] == pytest.approx(scores[best])
+    saved = torch.load(OUT.generator, weights_only=True)
+    assert all(torch.equal(saved[k], generators[best][k]) for k in saved)
+
+
+def test_selection_may_not_use_the_images_that_choose_sigma_beyond_the_split(raw_params):
+    with pytest.raises(ParamsError, match=r"parzen.valid_points \+ select.valid_points must be <= data.valid_size"):
+        validate(override(raw_params, {"select": {"valid_points": 9500}}))
