@@ -43,7 +43,7 @@ class PipelineCopy:
 
     def __init__(self, root: Path, mirror: Path):
         self.root = root
-        for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
+        for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
             shutil.copy2(REPO / name, root / name)
         for folder in ("stages", "src"):
             shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))

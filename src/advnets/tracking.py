@@ -83,7 +83,11 @@ def git_state(root: Path) -> dict[str, str]:
 
     managed = ["dvc.lock", *_outputs(root)]
     changed = [line[3:].strip('"') for line in git("status", "--porcelain", "--untracked-files=all").splitlines()]
-    dirty = [path for path in changed if not any(path == out or path.startswith(out + "/") for out in managed)]
+    dirty = [
+        path for path in changed
+        if Path(path).name != ".gitignore"  # DVC adds its cached outputs to .gitignore files
+        and not any(path == out or path.startswith(out + "/") for out in managed)
+    ]
     return {"git.commit": git("rev-parse", "HEAD").strip() or "unknown", "git.dirty": str(bool(dirty)).lower()}
 
 

@@ -1,0 +1,78 @@
+"""The `advnets` console command: `advnets lineage` and `advnets seeds`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from advnets.errors import AdvnetsError
+
+
+def _lineage(args: argparse.Namespace) -> int:
+    from advnets.lineage import format_text, run_lineage, workspace_lineage
+
+    root = Path(args.root)
+    lineage = run_lineage(root, args.run) if args.run else workspace_lineage(root)
+    print(json.dumps(lineage.as_dict(), indent=2) if args.json else format_text(lineage))
+    return 0 if lineage.ok else 1
+
+
+def _seeds(args: argparse.Namespace) -> int:
+    from advnets import tracking
+    from advnets.atomic import write_text
+    from advnets.params import load_params
+    from advnets.seeds import seed_summary
+
+    root = Path(args.root).resolve()
+    params = load_params(root / "params.yaml")
+    summary = seed_summary(params, args.tracking_uri or tracking.tracking_uri(root))
+    write_text(root / args.out, json.dumps(summary, indent=2) + "\n")
+    for row in summary["seeds"]:
+        print(f"seed {row['seed']}: {row['test_ll_mean']:.1f} ± {row['test_ll_se']:.1f}  run {row['run_id']}")
+    if summary["n_seeds"] > 1:
+        print(f"{summary['n_seeds']} seeds: {summary['test_ll_mean']:.1f} (sd {summary['test_ll_sd']:.1f})")
+    print(f"wrote {args.out}")
+    return 0 if summary["n_seeds"] else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="advnets", description=__doc__)
+    commands = main.add_subparsers(dest="command", required=True)
+
+    lineage = commands.add_parser(
+        "lineage",
+        help="trace the pipeline's files to their commit, params, data and MLflow runs, and check they agree",
+        description="Print data -> model -> samples -> Parzen metrics -> figures with each file's md5, "
+        "params and MLflow runs; exit 1 naming every disagreement between the files, dvc.lock and MLflow.",
+    )
+    lineage.add_argument("--run", metavar="RUN_ID", help="start from this MLflow run instead of the workspace")
+    lineage.add_argument("--json", action="store_true", help="print JSON for machines")
+    lineage.add_argument("--root", default=".", help="the repository (default: the working directory)")
+    lineage.set_defaults(handler=_lineage)
+
+    seeds = commands.add_parser(
+        "seeds",
+        help="gather the Parzen result of every seed of the params.yaml configuration into metrics/seeds.json",
+        description="Collect, from the MLflow store, the newest scored training run of each train.seed whose "
+        "other params equal params.yaml's; write per-seed results, their mean and sd (n - 1), and the run ids.",
+    )
+    seeds.add_argument("--out", default="metrics/seeds.json", help="where to write (relative to --root)")
+    seeds.add_argument("--root", default=".", help="the repository (default: the working directory)")
+    seeds.add_argument("--tracking-uri", help="the MLflow store (default: the project's, or $MLFLOW_TRACKING_URI)")
+    seeds.set_defaults(handler=_seeds)
+    return main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except AdvnetsError as exc:
+        print(f"advnets {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

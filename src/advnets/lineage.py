@@ -1,0 +1,227 @@
+"""Lineage: which commit, params, data and MLflow runs made each file of the pipeline, and whether
+the files on disk, dvc.lock and the MLflow tags still agree.
+
+DVC decides what is stale (`dvc status`: a changed dependency, param or output); MLflow runs are
+joined to files by content, through the `dvc.md5.<path>` tags every stage writes (a DVC 3 file
+hash is the md5 of the bytes), so a stage DVC restored from its cache still finds its run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import yaml
+
+from advnets import tracking
+
+
+@dataclass
+class FileRecord:
+    path: str
+    md5: str | None  # on disk (a folder: as dvc.lock records it)
+    locked_md5: str | None
+    runs: list[dict[str, str]] = field(default_factory=list)  # the runs that recorded this content
+
+
+@dataclass
+class StageRecord:
+    stage: str
+    params: dict[str, Any]
+    outputs: list[FileRecord]
+
+
+@dataclass
+class Lineage:
+    workspace: str
+    git: dict[str, str]
+    tracking_uri: str
+    stages: list[StageRecord]
+    runs: list[dict[str, Any]]  # with --run: the runs followed
+    mismatches: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+
+def _locked_stages(root: Path) -> dict[str, Any]:
+    lock = root / "dvc.lock"
+    return (yaml.safe_load(lock.read_text()) or {}).get("stages", {}) if lock.is_file() else {}
+
+
+def _declared_stages(root: Path) -> list[str]:
+    return list((yaml.safe_load((root / "dvc.yaml").read_text()) or {}).get("stages", {}))
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _locked_params(locked: dict[str, Any]) -> dict[str, Any]:
+    """The params a stage ran with, as dotted keys (dvc.lock records whole sections as mappings)."""
+    return {key: value for file in locked.get("params", {}).values() for key, value in _flatten(file).items()}
+
+
+class RunFinder:
+    """MLflow runs by the content they recorded, in every experiment of one store."""
+
+    def __init__(self, uri: str):
+        self.client = mlflow.MlflowClient(uri)
+        try:
+            self.experiments = [e.experiment_id for e in self.client.search_experiments()]
+        except mlflow.exceptions.MlflowException:
+            self.experiments = []
+
+    def recorded(self, path: str, md5: str) -> list[dict[str, str]]:
+        if not self.experiments:
+            return []
+        found = self.client.search_runs(self.experiments, f"tags.`{tracking.MD5_TAG}{path}` = '{md5}'", max_results=1000)
+        return [_describe(run) for run in found]
+
+    def get(self, run_id: str) -> mlflow.entities.Run:
+        return self.client.get_run(run_id)
+
+    def children(self, run_id: str) -> list[mlflow.entities.Run]:
+        return self.client.search_runs(self.experiments, f"tags.mlflow.parentRunId = '{run_id}'")
+
+
+def _describe(run: mlflow.entities.Run) -> dict[str, str]:
+    tags = run.data.tags
+    return {
+        "run_id": run.info.run_id,
+        "run_name": run.info.run_name,
+        "stage": tags.get("DVC_STAGE", ""),
+        "git.commit": tags.get("git.commit", ""),
+        "DVC_EXP_NAME": tags.get("DVC_EXP_NAME", ""),
+    }
+
+
+def _store_uri(root: Path) -> str:
+    record = root / tracking.RUN_RECORD
+    if record.is_file():
+        return json.loads(record.read_text())["tracking_uri"]
+    return tracking.tracking_uri(tracking.repo_root())
+
+
+def _stale(root: Path, stages: list[str]) -> list[str]:
+    """What `dvc status` finds changed since dvc.lock: one message per file, or per param key."""
+    from dvc.repo import Repo
+
+    locked = _locked_stages(root)
+    now = _flatten(yaml.safe_load((root / "params.yaml").read_text()) or {})
+    with Repo(str(root)) as repo:
+        status = repo.status(targets=stages)
+    problems = []
+    for stage, changes in status.items():
+        for change in changes:
+            if not isinstance(change, dict):  # e.g. "changed command"
+                problems.append(f"stage {stage}: {change}")
+                continue
+            for kind, entries in change.items():
+                for path, state in entries.items():
+                    if isinstance(state, dict):  # a params file: {"train": "modified", ...}
+                        was = _locked_params(locked.get(stage, {}))
+                        problems += _param_changes(stage, path, state, was, now)
+                    elif kind == "changed outs":
+                        problems.append(f"{path}: {state} since stage {stage} wrote it (dvc.lock records other content)")
+                    else:
+                        problems.append(f"{path}: {state} since stage {stage} ran")
+    return problems
+
+
+def _param_changes(stage: str, path: str, reported: dict[str, str], was: dict, now: dict) -> list[str]:
+    """Name each changed key under the names `dvc status` reports (a whole section, or one key)."""
+    problems = []
+    for name in reported:
+        keys = sorted(k for k in {*was, *now} if k == name or k.startswith(name + "."))
+        for key in [k for k in keys if was.get(k) != now.get(k)] or [name]:
+            problems.append(
+                f"{path}: {key} is {now.get(key, 'absent')!r} but stage {stage} ran with "
+                f"{was.get(key, 'absent')!r} (dvc.lock); run `dvc repro`"
+            )
+    return problems
+
+
+def workspace_lineage(root: Path) -> Lineage:
+    """The lineage of the files in the workspace, checked against dvc.lock and MLflow."""
+    root = root.resolve()
+    uri = _store_uri(root)
+    finder = RunFinder(uri)
+    locked = _locked_stages(root)
+    stages, mismatches = [], []
+    for stage in _declared_stages(root):
+        if stage not in locked:
+            mismatches.append(f"stage {stage}: has not run (no dvc.lock entry); run `dvc repro`")
+            continue
+        outputs = []
+        for out in locked[stage].get("outs", []):
+            path, locked_md5 = out["path"], out["md5"]
+            md5 = tracking.content_md5(root, path) if (root / path).exists() else None
+            runs = finder.recorded(path, md5) if md5 else []
+            outputs.append(FileRecord(path, md5, locked_md5, runs))
+            if md5 and stage != "download" and not any(run["stage"] == stage for run in runs):
+                mismatches.append(f"{path}: no MLflow run of stage {stage} in {uri} recorded this content (md5 {md5})")
+        stages.append(StageRecord(stage, _locked_params(locked[stage]), outputs))
+    mismatches = _stale(root, [s.stage for s in stages]) + mismatches
+    return Lineage(str(root), tracking.git_state(root), uri, stages, [], mismatches)
+
+
+def run_lineage(root: Path, run_id: str) -> Lineage:
+    """The lineage an MLflow run recorded (with the model's run: its stage runs too), checked
+    against the files in the workspace and dvc.lock."""
+    root = root.resolve()
+    uri = _store_uri(root)
+    finder = RunFinder(uri)
+    try:
+        run = finder.get(run_id)
+    except mlflow.exceptions.MlflowException:
+        return Lineage(str(root), tracking.git_state(root), uri, [], [], [f"run {run_id}: not in {uri}"])
+    parent = run.data.tags.get("mlflow.parentRunId")
+    model_run = finder.get(parent) if parent else run
+    followed = [model_run, *finder.children(model_run.info.run_id)]
+    locked = tracking.locked_md5s(root)
+    runs, mismatches = [], []
+    for r in followed:
+        files = {k.removeprefix(tracking.MD5_TAG): v for k, v in r.data.tags.items() if k.startswith(tracking.MD5_TAG)}
+        runs.append({**_describe(r), "params": r.data.params, "files": files})
+        for path, md5 in sorted(files.items()):
+            disk = tracking.content_md5(root, path) if (root / path).exists() else None
+            where = f"run {r.info.run_id} ({r.data.tags.get('DVC_STAGE', '?')}) recorded {path} as {md5}"
+            if disk != md5:
+                mismatches.append(f"{path}: {where}, the workspace holds {disk or 'nothing'}")
+            elif locked.get(path) not in (None, md5):
+                mismatches.append(f"{path}: {where}, dvc.lock records {locked[path]}")
+    return Lineage(str(root), tracking.git_state(root), uri, [], runs, mismatches)
+
+
+def format_text(lineage: Lineage) -> str:
+    git = lineage.git
+    dirty = "with changes outside DVC's outputs" if git["git.dirty"] == "true" else "clean outside DVC's outputs"
+    lines = [f"workspace {lineage.workspace}", f"git {git['git.commit']} ({dirty})", f"MLflow {lineage.tracking_uri}", ""]
+    for stage in lineage.stages:
+        params = ", ".join(f"{k}={v}" for k, v in stage.params.items())
+        lines.append(f"{stage.stage}" + (f"  [{params}]" if params else ""))
+        for out in stage.outputs:
+            runs = ", ".join(f"{run['run_id'][:8]} {run['stage']}" for run in out.runs) or "no run"
+            lines.append(f"  {out.path}  md5 {out.md5 or 'missing'}  runs: {runs}")
+    for run in lineage.runs:
+        exp = f", experiment {run['DVC_EXP_NAME']}" if run["DVC_EXP_NAME"] else ""
+        lines.append(f"run {run['run_id']} {run['run_name']} (stage {run['stage']}, git {run['git.commit']}{exp})")
+        for path, md5 in sorted(run["files"].items()):
+            lines.append(f"  {path}  md5 {md5}")
+    lines.append("")
+    lines += [f"MISMATCH {m}" for m in lineage.mismatches] or ["OK: the files, dvc.lock and MLflow agree"]
+    return "\n".join(lines)

@@ -1,0 +1,201 @@
+"""Lineage, queued experiments, the seed summary and the MLflow server, on one tiny pipeline run
+in a fresh git + DVC repository. Tests that break the workspace put it back."""
+
+import json
+import shutil
+import socket
+import statistics
+import subprocess
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+
+from advnets.nets import Generator
+from conftest import TINY_PIPELINE, PipelineCopy
+
+GIT_USER = ("-c", "user.name=advnets tests", "-c", "user.email=tests@advnets.invalid")
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, mnist_mirror, empty_mlflow_store) -> PipelineCopy:
+    root = tmp_path_factory.mktemp("lineage") / "repo"
+    root.mkdir()
+    pipeline = PipelineCopy(root, mnist_mirror)
+    shutil.copy(empty_mlflow_store, root / "mlflow.db")
+    pipeline.set_params(**TINY_PIPELINE)
+    pipeline.run("git", "add", "-A")
+    pipeline.run("git", *GIT_USER, "commit", "-qm", "tiny pipeline")
+    pipeline.repro()
+    return pipeline
+
+
+def lineage(repo, *args):
+    return repo.run_unchecked("advnets", "lineage", *args)
+
+
+@contextmanager
+def restored(repo, path):
+    """Put a file back after the test has changed it."""
+    original = (repo.root / path).read_bytes()
+    try:
+        yield repo.root / path
+    finally:
+        (repo.root / path).write_bytes(original)
+
+
+def training_run_id(repo) -> str:
+    return json.loads((repo.root / "models" / "mlflow-run.json").read_text())["run_id"]
+
+
+def test_lineage_of_a_fresh_run_agrees_everywhere(repo):
+    result = lineage(repo)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK: the files, dvc.lock and MLflow agree" in result.stdout
+
+    report = json.loads(lineage(repo, "--json").stdout)
+    assert report["ok"] and report["git"]["git.dirty"] == "false"  # DVC's own writes are not "dirty"
+    stages = {stage["stage"]: stage for stage in report["stages"]}
+    assert list(stages)[:4] == ["download", "train", "sample", "parzen"]
+    assert stages["train"]["params"]["train.epochs"] == 2
+    outputs = {out["path"]: out for stage in report["stages"] for out in stage["outputs"]}
+    lock = {out["path"]: out["md5"] for stage in repo.lock()["stages"].values() for out in stage["outs"]}
+    for path in ("data/mnist", "models/generator.pt", "data/samples.npy", "metrics/parzen.json", "figures/figure2.png"):
+        assert outputs[path]["md5"] == outputs[path]["locked_md5"] == lock[path], path
+    generator_runs = {(run["run_id"], run["stage"]) for run in outputs["models/generator.pt"]["runs"]}
+    assert (training_run_id(repo), "train") in generator_runs
+    assert {"sample", "figures"} <= {stage for _, stage in generator_runs}  # they read it
+
+
+def test_lineage_names_a_hand_edited_metrics_file(repo):
+    with restored(repo, "metrics/parzen.json") as path:
+        metrics = json.loads(path.read_text())
+        metrics["test_ll_mean"] += 100
+        path.write_text(json.dumps(metrics, indent=2) + "\n")
+        result = lineage(repo)
+    assert result.returncode == 1
+    mismatches = [line for line in result.stdout.splitlines() if line.startswith("MISMATCH")]
+    assert mismatches and all("metrics/parzen.json" in line for line in mismatches), result.stdout
+    assert lineage(repo).returncode == 0
+
+
+def test_lineage_names_a_training_param_changed_without_a_repro(repo):
+    with restored(repo, "params.yaml"):
+        repo.set_params(train={"lr": 0.05})
+        result = lineage(repo)
+    assert result.returncode == 1
+    assert "MISMATCH params.yaml: train.lr is 0.05 but stage train ran with 0.1" in result.stdout
+
+
+def test_lineage_names_a_replaced_generator_from_the_workspace_and_from_the_run(repo):
+    with restored(repo, "models/generator.pt") as path:
+        torch.save(Generator(100, [32, 32], 784, 0.05).state_dict(), path)
+        result = lineage(repo)
+        from_run = lineage(repo, "--run", training_run_id(repo), "--json")
+    assert result.returncode == 1
+    assert "MISMATCH models/generator.pt: modified since stage train wrote it" in result.stdout
+    assert from_run.returncode == 1
+    assert any(m.startswith("models/generator.pt: run ") for m in json.loads(from_run.stdout)["mismatches"])
+
+
+def test_lineage_from_a_run_follows_the_models_stage_runs(repo):
+    result = lineage(repo, "--run", training_run_id(repo), "--json")
+    assert result.returncode == 0, result.stdout
+    runs = json.loads(result.stdout)["runs"]
+    assert [run["stage"] for run in runs][0] == "train"
+    assert {run["stage"] for run in runs[1:]} == {"sample", "parzen", "figures", "report"}
+    parzen = next(run for run in runs if run["stage"] == "parzen")
+    assert parzen["params"]["parzen.valid_points"] == "100"
+    assert parzen["files"]["data/samples.npy"] == repo.lock()["stages"]["sample"]["outs"][0]["md5"]
+
+
+def test_queued_experiments_log_to_the_repositorys_store_and_seeds_summarise_them(repo):
+    for seed in (1, 2):
+        repo.run("dvc", "exp", "run", "--queue", "-S", f"train.seed={seed}")
+    repo.run("dvc", "queue", "start", "-j", "2")
+    deadline = time.monotonic() + 600
+    while True:
+        status = repo.run("dvc", "queue", "status").stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(3)
+    assert status.count("Success") == 2, status
+    assert not list((repo.root / ".dvc" / "tmp" / "exps").glob("tmp*"))  # the copies are gone
+
+    client = mlflow.MlflowClient(f"sqlite:///{repo.root / 'mlflow.db'}")
+    (experiment,) = [e for e in client.search_experiments() if e.name == "advnets-mnist"]
+    queued = client.search_runs([experiment.experiment_id], "tags.DVC_STAGE = 'train' and tags.DVC_EXP_NAME != ''")
+    assert sorted(run.data.params["train.seed"] for run in queued) == ["1", "2"]
+    for run in queued:
+        assert "parzen.test_ll_mean" in run.data.metrics
+        artifacts = run.info.artifact_uri.removeprefix("file://")
+        assert artifacts.startswith(str(repo.root / "mlartifacts"))  # not in the deleted copy
+        assert (Path(artifacts) / "model" / "generator.pt").is_file()
+
+    repo.run("advnets", "seeds")
+    summary = json.loads((repo.root / "metrics" / "seeds.json").read_text())
+    assert [row["seed"] for row in summary["seeds"]] == [0, 1, 2]
+    scores = [row["test_ll_mean"] for row in summary["seeds"]]
+    assert summary["test_ll_mean"] == pytest.approx(statistics.fmean(scores))
+    assert summary["test_ll_sd"] == pytest.approx(statistics.stdev(scores))
+    assert summary["seeds"][0]["run_id"] == training_run_id(repo)
+    assert {row["dvc_experiment"] for row in summary["seeds"][1:]} == {run.data.tags["DVC_EXP_NAME"] for run in queued}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def api(base, endpoint, body=None):
+    request = urllib.request.Request(
+        f"{base}/api/2.0/mlflow/{endpoint}",
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_mlflow_server_serves_the_runs_over_rest(repo):
+    port = free_port()
+    server = subprocess.Popen(
+        ["mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{repo.root / 'mlflow.db'}"],
+        cwd=repo.root, env=repo.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None, "mlflow server exited"
+                assert time.monotonic() < deadline, "mlflow server did not start"
+                time.sleep(1)
+        experiment = api(base, "experiments/get-by-name?experiment_name=advnets-mnist")["experiment"]
+        run_id = training_run_id(repo)
+        run = api(base, f"runs/get?run_id={run_id}")["run"]
+        params = {p["key"]: p["value"] for p in run["data"]["params"]}
+        metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
+        assert params["train.epochs"] == "2" and params["model.g_hidden"] == "[32, 32]"
+        assert metrics["parzen.test_ll_mean"] == pytest.approx(json.loads((repo.root / "metrics/parzen.json").read_text())["test_ll_mean"])
+        history = api(base, f"metrics/get-history?run_id={run_id}&metric_key=d_loss")["metrics"]
+        assert [m["step"] for m in history] == [1, 2]
+        found = api(base, "runs/search", {"experiment_ids": [experiment["experiment_id"]],
+                                          "filter": "tags.DVC_STAGE = 'train'"})["runs"]
+        assert run_id in {r["info"]["run_id"] for r in found}
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
