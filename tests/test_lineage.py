@@ -115,7 +115,7 @@ def test_lineage_from_a_run_follows_the_models_stage_runs(repo):
 
 def test_queued_experiments_log_to_the_repositorys_store_and_seeds_summarise_them(repo):
     for seed in (1, 2):
-        repo.run("dvc", "exp", "run", "--queue", "-S", f"train.seed={seed}")
+        repo.run("dvc", "exp", "run", "--queue", "-S", f"train.seed={seed}", "parzen")  # up to the score
     repo.run("dvc", "queue", "start", "-j", "2")
     deadline = time.monotonic() + 600
     while True:

@@ -22,7 +22,7 @@ def results_markdown(params: Params, train: dict[str, Any], parzen: dict[str, An
     real = parzen["baselines"]["real_training_images"]
     t = params.train
     ours = (
-        f"advnets: seed {t.seed}, `{t.update}` update, {train['epoch']} epochs "
+        f"advnets: seed {t.seed}, `{t.update}` update, epoch {train['selected_epoch']} of {train['epoch']} "
         f"(σ = {parzen['sigma']:.4f}, {parzen['n_samples']} samples)"
     )
     lines = [
@@ -42,8 +42,15 @@ def results_markdown(params: Params, train: dict[str, Any], parzen: dict[str, An
         f"Paper rows: {paper['source']}. The Parzen estimate rewards samples close to test images, "
         "not likelihood; read it beside the calibration row (Theis et al. 2016).",
         "",
-        "## Training (last epoch)",
+        "## Training",
         "",
+        f"The generator scored is epoch {train['selected_epoch']}'s, the best of every "
+        f"{params.select.every} epochs on validation data alone: Parzen log-likelihood "
+        f"{train['selected_valid_ll']:.1f} ± {train['selected_valid_ll_se']:.1f} on {params.select.valid_points} "
+        f"validation images (σ = {train['selected_sigma']:.4f}, chosen on {params.parzen.valid_points} others); "
+        "`metrics/selection.csv` has every scored epoch. The test set played no part in the choice.",
+        "",
+        f"At the last epoch ({train['epoch']}): "
         f"D loss {train['d_loss']:.3f}, G loss {train['g_loss']:.3f}, mean D(x) {train['d_real']:.3f}, "
         f"mean D(G(z)) {train['d_fake']:.3f}, validation monitor (100 samples, σ = 0.2) "
         f"{train['valid_parzen']:.1f}.",

@@ -1,0 +1,51 @@
+import statistics
+
+import mlflow
+import pytest
+
+from advnets import tracking
+from advnets.params import validate
+from advnets.seeds import seed_summary, summarise
+from conftest import override
+
+
+def test_mean_and_sd_across_seeds():
+    rows = [{"seed": s, "test_ll_mean": v} for s, v in [(0, 220.0), (1, 226.0), (2, 229.0)]]
+    summary = summarise(rows)
+    assert summary["n_seeds"] == 3
+    assert summary["test_ll_mean"] == pytest.approx(225.0)
+    assert summary["test_ll_sd"] == pytest.approx(4.58257569, rel=1e-8)  # sqrt(((-5)^2 + 1 + 4^2) / 2)
+    assert summarise(rows[:1])["test_ll_sd"] is None
+    assert summarise([])["test_ll_mean"] is None
+
+
+def log_training(params, score, status="FINISHED", **tags):
+    experiment = tracking.experiment_id(params.tracking.experiment, tracking.repo_root())
+    with mlflow.start_run(experiment_id=experiment) as run:
+        tracking.log_flat_params(params.flat("data", "model", "train", "select", "sample", "parzen"))
+        mlflow.set_tags({"DVC_STAGE": "train", **tags})
+        if score is not None:
+            mlflow.log_metric("parzen.test_ll_mean", score)
+            mlflow.log_metric("parzen.test_ll_se", 2.0)
+    if status != "FINISHED":
+        mlflow.MlflowClient().set_terminated(run.info.run_id, status)
+    return run.info.run_id
+
+
+def test_the_newest_scored_run_of_each_seed_of_this_configuration(workdir, raw_params):
+    seed = {s: validate(override(raw_params, {"train": {"seed": s}})) for s in (0, 1, 2)}
+    old_seed0 = log_training(seed[0], 100.0)
+    seed0 = log_training(seed[0], 200.0, DVC_EXP_NAME="exp-a")
+    seed1 = log_training(seed[1], 210.0)
+    log_training(seed[1], 999.0, status="KILLED")
+    log_training(seed[2], None)  # not scored yet
+    other = validate(override(raw_params, {"train": {"seed": 2, "lr": 0.05}}))
+    log_training(other, 999.0)  # another configuration
+
+    summary = seed_summary(seed[0], tracking.tracking_uri(workdir))
+    assert [(row["seed"], row["run_id"]) for row in summary["seeds"]] == [(0, seed0), (1, seed1)]
+    assert old_seed0 not in {row["run_id"] for row in summary["seeds"]}
+    assert summary["seeds"][0]["dvc_experiment"] == "exp-a"
+    assert summary["test_ll_mean"] == pytest.approx(205.0)
+    assert summary["test_ll_sd"] == pytest.approx(statistics.stdev([200.0, 210.0]))
+    assert summary["config"]["train.lr"] == "0.1" and "train.seed" not in summary["config"]
