@@ -12,6 +12,7 @@ def test_a_queued_experiments_copy_logs_to_the_repository_around_it(tmp_path, mo
     copy = tmp_path / "repo" / ".dvc" / "tmp" / "exps" / "tmpab12cd"
     copy.mkdir(parents=True)
     monkeypatch.setenv("DVC_ROOT", str(copy))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert tracking.workspace() == copy
     assert tracking.repo_root() == tmp_path / "repo"
     assert tracking.tracking_uri(tracking.repo_root()) == f"sqlite:///{tmp_path / 'repo' / 'mlflow.db'}"
