@@ -24,7 +24,7 @@ def main() -> None:
 
     experiment = tracking.experiment_id(params.tracking.experiment, tracking.repo_root())
     with mlflow.start_run(experiment_id=experiment, run_name="toy-1d"):
-        tracking.log_flat_params(params.flat("toy"))
+        tracking.log_flat_params({**params.flat("model", "train", "toy"), "tracking.experiment": params.tracking.experiment})
         mlflow.set_tags(tracking.lineage_tags(tracking.workspace(), "toy"))
         flat_checks = {
             f"{group}.{key}" if isinstance(values, dict) else group: value

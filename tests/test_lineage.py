@@ -113,6 +113,28 @@ def test_lineage_from_a_run_follows_the_models_stage_runs(repo):
     assert parzen["files"]["data/samples.npy"] == repo.lock()["stages"]["sample"]["outs"][0]["md5"]
 
 
+def test_published_weights_score_as_the_pipeline_did_and_lineage_covers_them(repo):
+    repo.run("advnets", "publish")
+    folder = repo.root / "results" / "mnist" / "seed-0"
+    assert (folder / "generator.pt").read_bytes() == (repo.root / "models" / "generator.pt").read_bytes()
+    record = json.loads((folder / "lineage.json").read_text())
+    parzen = json.loads((repo.root / "metrics" / "parzen.json").read_text())
+    assert record["run_id"] == training_run_id(repo)
+    assert record["parzen"]["test_ll_mean"] == pytest.approx(parzen["test_ll_mean"])
+    assert record["files"]["data/mnist"] == repo.lock()["stages"]["download"]["outs"][0]["md5"]
+
+    scored = repo.run("advnets", "score", "results/mnist/seed-0/generator.pt").stdout
+    assert f"{parzen['test_ll_mean']:.2f} ± {parzen['test_ll_se']:.2f}" in scored
+
+    result = lineage(repo)
+    assert result.returncode == 0 and "published results/mnist/seed-0/generator.pt" in result.stdout
+    with restored(repo, "results/mnist/seed-0/generator.pt") as path:
+        path.write_bytes(path.read_bytes()[:-1] + b"x")
+        result = lineage(repo)
+    assert result.returncode == 1
+    assert "MISMATCH results/mnist/seed-0/generator.pt: md5" in result.stdout
+
+
 def test_queued_experiments_log_to_the_repositorys_store_and_seeds_summarise_them(repo):
     for seed in (1, 2):
         repo.run("dvc", "exp", "run", "--queue", "-S", f"train.seed={seed}", "parzen")  # up to the score

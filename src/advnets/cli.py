@@ -1,4 +1,4 @@
-"""The `advnets` console command: `advnets lineage` and `advnets seeds`."""
+"""The `advnets` console command: lineage, seeds, publish and score."""
 
 from __future__ import annotations
 
@@ -37,6 +37,27 @@ def _seeds(args: argparse.Namespace) -> int:
     return 0 if summary["n_seeds"] else 1
 
 
+def _publish(args: argparse.Namespace) -> int:
+    from advnets import publish, tracking
+
+    root = Path(args.root).resolve()
+    run_id = args.run or tracking.read_run_id(root / tracking.RUN_RECORD)
+    folder = publish.publish(run_id, args.tracking_uri or tracking.tracking_uri(root), root / publish.RESULTS)
+    print(f"published run {run_id} in {folder.relative_to(root)}")
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from advnets.params import load_params
+    from advnets.publish import score
+
+    root = Path(args.root).resolve()
+    result = score(Path(args.generator), load_params(root / "params.yaml"), root / "data")
+    print(f"{args.generator}: Parzen log-likelihood on {result.n_test} test images "
+          f"{result.test_ll_mean:.2f} ± {result.test_ll_se:.2f} (sigma {result.sigma:.4f}, {result.n_samples} samples)")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="advnets", description=__doc__)
     commands = main.add_subparsers(dest="command", required=True)
@@ -62,6 +83,25 @@ def parser() -> argparse.ArgumentParser:
     seeds.add_argument("--root", default=".", help="the repository (default: the working directory)")
     seeds.add_argument("--tracking-uri", help="the MLflow store (default: the project's, or $MLFLOW_TRACKING_URI)")
     seeds.set_defaults(handler=_seeds)
+
+    publish = commands.add_parser(
+        "publish",
+        help="copy a training run's selected generator into results/mnist/seed-N/ with its lineage",
+        description="Download the run's generator artifact, check it against the md5 the run recorded, and "
+        "write results/mnist/seed-N/generator.pt and lineage.json (commit, params, md5s, Parzen result).",
+    )
+    publish.add_argument("--run", metavar="RUN_ID", help="the training run (default: models/mlflow-run.json's)")
+    publish.add_argument("--root", default=".", help="the repository (default: the working directory)")
+    publish.add_argument("--tracking-uri", help="the MLflow store (default: the project's, or $MLFLOW_TRACKING_URI)")
+    publish.set_defaults(handler=_publish)
+
+    score = commands.add_parser(
+        "score",
+        help="score a generator file by the sample and parzen stages' protocol (params.yaml), writing nothing",
+    )
+    score.add_argument("generator", help="e.g. results/mnist/seed-0/generator.pt")
+    score.add_argument("--root", default=".", help="the repository, with data/mnist (default: the working directory)")
+    score.set_defaults(handler=_score)
     return main
 
 

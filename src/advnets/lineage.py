@@ -9,6 +9,7 @@ hash is the md5 of the bytes), so a stage DVC restored from its cache still find
 from __future__ import annotations
 
 import json
+import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import mlflow
 import yaml
 
-from advnets import tracking
+from advnets import publish, tracking
 
 
 @dataclass
@@ -41,6 +42,7 @@ class Lineage:
     tracking_uri: str
     stages: list[StageRecord]
     runs: list[dict[str, Any]]  # with --run: the runs followed
+    published: list[dict[str, Any]]  # results/mnist/seed-N/generator.pt and their recorded lineage
     mismatches: list[str]
 
     @property
@@ -175,8 +177,32 @@ def workspace_lineage(root: Path) -> Lineage:
             if md5 and stage != "download" and not any(run["stage"] == stage for run in runs):
                 mismatches.append(f"{path}: no MLflow run of stage {stage} in {uri} recorded this content (md5 {md5})")
         stages.append(StageRecord(stage, _locked_params(locked[stage]), outputs))
-    mismatches = _stale(root, [s.stage for s in stages]) + mismatches
-    return Lineage(str(root), tracking.git_state(root), uri, stages, [], mismatches)
+    published, published_problems = _published(root, finder)
+    mismatches = _stale(root, [s.stage for s in stages]) + mismatches + published_problems
+    return Lineage(str(root), tracking.git_state(root), uri, stages, [], published, mismatches)
+
+
+def _published(root: Path, finder: RunFinder) -> tuple[list[dict[str, Any]], list[str]]:
+    """Each published generator against the lineage.json beside it, git, and MLflow if the run is
+    in this store (a fresh clone has no store: lineage.json is the record then)."""
+    entries, problems = [], []
+    for path in publish.published(root):
+        name = str(path.relative_to(root))
+        record = json.loads((path.parent / "lineage.json").read_text())
+        md5 = tracking.content_md5(root, name)
+        in_store = bool(finder.recorded(publish.GENERATOR, md5))
+        entries.append({"path": name, "md5": md5, "run_id": record["run_id"], "in_store": in_store,
+                        "git_commit": record["git_commit"], "parzen": record["parzen"]})
+        if md5 != record["generator_md5"]:
+            problems.append(f"{name}: md5 {md5}, but its lineage.json records {record['generator_md5']}")
+        if not _commit_exists(root, record["git_commit"]):
+            problems.append(f"{name}: made at commit {record['git_commit']}, which this repository does not have")
+    return entries, problems
+
+
+def _commit_exists(root: Path, commit: str | None) -> bool:
+    done = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=root, capture_output=True)
+    return bool(commit) and done.returncode == 0
 
 
 def run_lineage(root: Path, run_id: str) -> Lineage:
@@ -188,7 +214,7 @@ def run_lineage(root: Path, run_id: str) -> Lineage:
     try:
         run = finder.get(run_id)
     except mlflow.exceptions.MlflowException:
-        return Lineage(str(root), tracking.git_state(root), uri, [], [], [f"run {run_id}: not in {uri}"])
+        return Lineage(str(root), tracking.git_state(root), uri, [], [], [], [f"run {run_id}: not in {uri}"])
     parent = run.data.tags.get("mlflow.parentRunId")
     model_run = finder.get(parent) if parent else run
     followed = [model_run, *finder.children(model_run.info.run_id)]
@@ -204,7 +230,7 @@ def run_lineage(root: Path, run_id: str) -> Lineage:
                 mismatches.append(f"{path}: {where}, the workspace holds {disk or 'nothing'}")
             elif locked.get(path) not in (None, md5):
                 mismatches.append(f"{path}: {where}, dvc.lock records {locked[path]}")
-    return Lineage(str(root), tracking.git_state(root), uri, [], runs, mismatches)
+    return Lineage(str(root), tracking.git_state(root), uri, [], runs, [], mismatches)
 
 
 def format_text(lineage: Lineage) -> str:
@@ -222,6 +248,12 @@ def format_text(lineage: Lineage) -> str:
         lines.append(f"run {run['run_id']} {run['run_name']} (stage {run['stage']}, git {run['git.commit']}{exp})")
         for path, md5 in sorted(run["files"].items()):
             lines.append(f"  {path}  md5 {md5}")
+    for entry in lineage.published:
+        store = "its run is in this store" if entry["in_store"] else "its run is not in this store"
+        lines.append(
+            f"published {entry['path']}  md5 {entry['md5']}  run {entry['run_id']} at git {entry['git_commit']} "
+            f"({store}), Parzen {entry['parzen'].get('test_ll_mean', float('nan')):.1f}"
+        )
     lines.append("")
     lines += [f"MISMATCH {m}" for m in lineage.mismatches] or ["OK: the files, dvc.lock and MLflow agree"]
     return "\n".join(lines)

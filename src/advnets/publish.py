@@ -1,0 +1,86 @@
+"""Published weights: a training run's selected generator copied into the repository
+(results/mnist/seed-N/generator.pt) beside the lineage it was made with, so anyone can score it
+without retraining and without our MLflow store; and scoring such a file by the paper's protocol."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow
+
+from advnets import tracking
+from advnets.atomic import atomic_path, write_text
+from advnets.data import load_mnist, md5_of
+from advnets.errors import AdvnetsError
+from advnets.params import Params
+from advnets.parzen import ParzenResult, evaluate
+from advnets.sampling import draw_samples, load_generator
+
+GENERATOR = "models/generator.pt"
+RESULTS = Path("results/mnist")
+
+
+class PublishError(AdvnetsError):
+    """The run is not a finished, scored training run, or its artifact does not match its tags."""
+
+
+def published_dir(seed: int, results: Path = RESULTS) -> Path:
+    return results / f"seed-{seed}"
+
+
+def publish(run_id: str, uri: str, results: Path = RESULTS) -> Path:
+    """Copy the run's generator artifact, verified against the md5 the run recorded, into
+    results/mnist/seed-N/ with lineage.json; returns that folder."""
+    client = mlflow.MlflowClient(uri)
+    run = client.get_run(run_id)
+    tags, metrics = run.data.tags, run.data.metrics
+    if tags.get("DVC_STAGE") != "train" or run.info.status != "FINISHED":
+        raise PublishError(f"run {run_id} is not a finished training run (stage {tags.get('DVC_STAGE')}, {run.info.status})")
+    if "parzen.test_ll_mean" not in metrics:
+        raise PublishError(f"run {run_id} has no Parzen score yet: run the parzen stage for it first")
+    recorded = tags.get(f"{tracking.MD5_TAG}{GENERATOR}")
+    folder = published_dir(int(run.data.params["train.seed"]), results)
+    with tempfile.TemporaryDirectory() as tmp:
+        artifact = Path(client.download_artifacts(run_id, f"model/{Path(GENERATOR).name}", tmp))
+        if md5_of(artifact) != recorded:
+            raise PublishError(f"run {run_id}'s generator artifact has md5 {md5_of(artifact)}, its tag records {recorded}")
+        with atomic_path(folder / "generator.pt") as target:
+            shutil.copyfile(artifact, target)
+    write_text(folder / "lineage.json", json.dumps(run_lineage_record(run), indent=2) + "\n")
+    return folder
+
+
+def run_lineage_record(run: mlflow.entities.Run) -> dict[str, Any]:
+    tags, metrics = run.data.tags, run.data.metrics
+    return {
+        "generator_md5": tags[f"{tracking.MD5_TAG}{GENERATOR}"],
+        "run_id": run.info.run_id,
+        "git_commit": tags.get("git.commit"),
+        "git_dirty": tags.get("git.dirty"),
+        "dvc_experiment": tags.get("DVC_EXP_NAME"),
+        "device": tags.get("device"),
+        "torch_version": tags.get("torch.version"),
+        "selected_epoch": int(metrics["selected_epoch"]) if "selected_epoch" in metrics else None,
+        "parzen": {k.removeprefix("parzen."): v for k, v in metrics.items() if k.startswith("parzen.")},
+        "files": {k.removeprefix(tracking.MD5_TAG): v for k, v in sorted(tags.items()) if k.startswith(tracking.MD5_TAG)},
+        "params": dict(sorted(run.data.params.items())),
+    }
+
+
+def published(root: Path, results: Path = RESULTS) -> list[Path]:
+    """The published generators under root, by seed folder."""
+    return sorted((root / results).glob("seed-*/generator.pt"))
+
+
+def score(generator_path: Path, params: Params, data_root: Path = Path("data")) -> ParzenResult:
+    """The sample and parzen stages' protocol on a generator file, writing nothing."""
+    generator = load_generator(generator_path, params.model)
+    samples = draw_samples(generator, params.model, params.sample.n, params.sample.seed)
+    config = params.parzen
+    valid = load_mnist("valid", data_root)[0][: config.valid_points]
+    test = load_mnist("test", data_root)[0][: config.test_points]
+    return evaluate(samples, valid, test, config.sigmas, config.chunk_size)
