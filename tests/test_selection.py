@@ -11,6 +11,7 @@ from advnets.selection import Selector
 from advnets.train import TrainOutputs, run_training
 from advnets.updates import Nets
 from conftest import TINY, override
+from test_train import Interrupt, interrupt_after
 
 OUT = TrainOutputs()
 
@@ -89,3 +90,13 @@ def test_training_keeps_the_epoch_that_scores_best_on_validation(workdir, raw_pa
 def test_selection_may_not_use_the_images_that_choose_sigma_beyond_the_split(raw_params):
     with pytest.raises(ParamsError, match=r"parzen.valid_points \+ select.valid_points must be <= data.valid_size"):
         validate(override(raw_params, {"select": {"valid_points": 9500}}))
+
+
+def test_an_interrupted_run_ended_early_still_scores_its_last_epoch(workdir, raw_params):
+    params = validate(override(raw_params, {**TINY, "train": {**TINY["train"], "epochs": 3}, "select": {**TINY["select"], "every": 2}}))
+    with pytest.raises(Interrupt):
+        run_training(params, on_epoch_end=interrupt_after(1))  # epoch 1 is not a scoring epoch
+    shorter = validate(override(raw_params, {"train": {"epochs": 1}}))
+    run_training(shorter)
+    assert json.loads(OUT.summary.read_text())["selected_epoch"] == 1
+    assert OUT.generator.is_file()

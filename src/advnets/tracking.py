@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import torch
 import yaml
 from mlflow.data.http_dataset_source import HTTPDatasetSource
 from mlflow.data.meta_dataset import MetaDataset
+from mlflow.entities import Metric, Param
 
 from advnets.atomic import write_text
 from advnets.data import md5_of
@@ -117,11 +119,10 @@ def stage_files(root: Path, stage: str) -> dict[str, list[str]]:
 def locked_md5s(root: Path) -> dict[str, str]:
     """Every path dvc.lock records (deps and outs), with its md5 (a DVC 3 file hash is the md5
     of the bytes; a folder's ends in .dir)."""
-    md5s = {}
-    for stage in _stages(root, "dvc.lock").values():
-        for entry in [*stage.get("deps", []), *stage.get("outs", [])]:
-            md5s[entry["path"]] = entry["md5"]
-    return md5s
+    stages = _stages(root, "dvc.lock").values()
+    # Outputs last: the stage that wrote a path is its authority, not a dependent that ran earlier.
+    entries = [e for s in stages for e in s.get("deps", [])] + [e for s in stages for e in s.get("outs", [])]
+    return {entry["path"]: entry["md5"] for entry in entries}
 
 
 def content_md5(root: Path, path: str) -> str | None:
@@ -208,13 +209,27 @@ def record_stage(
     for key, value in values.items():
         if key in logged and logged[key] != value:
             print(f"warning: run {parent_id} keeps {key}={logged[key]} (now {value}); see the metrics files")
-    with mlflow.start_run(run_id=parent_id):
-        mlflow.log_params({k: v for k, v in values.items() if k not in logged})
-        mlflow.log_metrics(headline or {})
-        for path in artifacts:
-            mlflow.log_artifact(str(path), artifact_path=stage)
-        with mlflow.start_run(run_name=stage, nested=True, experiment_id=parent.info.experiment_id) as child:
-            mlflow.log_params(values)
-            mlflow.log_metrics(metrics or {})
-            mlflow.set_tags(lineage_tags(workspace(), stage))
+    # Through the client: reopening the finished training run with start_run would mark it
+    # FAILED if anything here raised, and the model would drop out of the comparisons.
+    client = mlflow.MlflowClient()
+    now = int(time.time() * 1000)
+    client.log_batch(
+        parent_id,
+        metrics=[Metric(k, v, now, 0) for k, v in (headline or {}).items()],
+        params=[Param(k, v) for k, v in values.items() if k not in logged],
+    )
+    for path in artifacts:
+        client.log_artifact(parent_id, str(path), artifact_path=stage)
+    tags = {"mlflow.parentRunId": parent_id, **lineage_tags(workspace(), stage)}
+    child = client.create_run(parent.info.experiment_id, run_name=stage, tags=tags)
+    status = "FAILED"
+    try:
+        client.log_batch(
+            child.info.run_id,
+            metrics=[Metric(k, v, now, 0) for k, v in (metrics or {}).items()],
+            params=[Param(k, v) for k, v in values.items()],
+        )
+        status = "FINISHED"
+    finally:
+        client.set_terminated(child.info.run_id, status)
     return child.info.run_id

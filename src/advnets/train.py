@@ -80,10 +80,7 @@ def run_training(
             history.append(row)
             metrics = {k: v for k, v in row.items() if k != "epoch"}
             if selector.due(trainer.epoch):
-                score = selector.score(trainer.nets.generator)
-                scores.append({"epoch": trainer.epoch, **score})
-                selector.consider(trainer.epoch, score, _nets(trainer))
-                metrics.update({f"select.{k}": v for k, v in score.items()})
+                metrics.update(_score_epoch(trainer, selector, scores))
             extra = {"history": history, "scores": scores, "best": selector.state_dict(), "run_id": run.info.run_id}
             checkpoint.save(out.checkpoint, trainer.state_dict(), flat, extra)
             mlflow.log_metrics(metrics, step=row["epoch"])
@@ -93,6 +90,8 @@ def run_training(
             if on_epoch_end is not None:
                 on_epoch_end(trainer)
 
+        if not scores or scores[-1]["epoch"] != trainer.epoch:  # train.epochs lowered to where it stopped
+            mlflow.log_metrics(_score_epoch(trainer, selector, scores), step=trainer.epoch)
         _write_metrics(out, history, scores, selector)
         _save_state_dict(out.generator, selector.best["generator"])
         _save_state_dict(out.discriminator, selector.best["discriminator"])
@@ -106,6 +105,14 @@ def run_training(
 def _selection_params(params: Params) -> dict:
     """The evaluation params the selection reads (it chooses sigma as the Parzen protocol does)."""
     return {key: params.flat("parzen")[key] for key in ("parzen.sigmas", "parzen.valid_points")}
+
+
+def _score_epoch(trainer: Trainer, selector: Selector, scores: list[dict]) -> dict[str, float]:
+    """Score the current generator, keep it if best; its figures as MLflow metrics."""
+    score = selector.score(trainer.nets.generator)
+    scores.append({"epoch": trainer.epoch, **score})
+    selector.consider(trainer.epoch, score, _nets(trainer))
+    return {f"select.{k}": v for k, v in score.items()}
 
 
 def _nets(trainer: Trainer) -> dict[str, torch.nn.Module]:
