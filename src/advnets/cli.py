@@ -14,23 +14,24 @@ def _lineage(args: argparse.Namespace) -> int:
     from advnets.lineage import format_text, run_lineage, workspace_lineage
 
     root = Path(args.root)
-    lineage = run_lineage(root, args.run) if args.run else workspace_lineage(root)
+    lineage = run_lineage(root, args.run, args.tracking_uri) if args.run else workspace_lineage(root, args.tracking_uri)
     print(json.dumps(lineage.as_dict(), indent=2) if args.json else format_text(lineage))
     return 0 if lineage.ok else 1
 
 
 def _seeds(args: argparse.Namespace) -> int:
-    from advnets import tracking
     from advnets.atomic import write_text
+    from advnets.lineage import store_uri
     from advnets.params import load_params
     from advnets.seeds import seed_summary
 
     root = Path(args.root).resolve()
     params = load_params(root / "params.yaml")
-    summary = seed_summary(params, args.tracking_uri or tracking.tracking_uri(root))
+    summary = seed_summary(params, store_uri(root, args.tracking_uri))
     write_text(root / args.out, json.dumps(summary, indent=2) + "\n")
     for row in summary["seeds"]:
-        print(f"seed {row['seed']}: {row['test_ll_mean']:.1f} ± {row['test_ll_se']:.1f}  run {row['run_id']}")
+        se = f" ± {row['test_ll_se']:.1f}" if row["test_ll_se"] is not None else ""
+        print(f"seed {row['seed']}: {row['test_ll_mean']:.1f}{se}  run {row['run_id']}")
     if summary["n_seeds"] > 1:
         print(f"{summary['n_seeds']} seeds: {summary['test_ll_mean']:.1f} (sd {summary['test_ll_sd']:.1f})")
     print(f"wrote {args.out}")
@@ -39,10 +40,15 @@ def _seeds(args: argparse.Namespace) -> int:
 
 def _publish(args: argparse.Namespace) -> int:
     from advnets import publish, tracking
+    from advnets.lineage import store_uri
 
     root = Path(args.root).resolve()
-    run_id = args.run or tracking.read_run_id(root / tracking.RUN_RECORD)
-    folder = publish.publish(run_id, args.tracking_uri or tracking.tracking_uri(root), root / publish.RESULTS)
+    record = root / tracking.RUN_RECORD
+    if not args.run and not record.is_file():
+        raise AdvnetsError(f"no {tracking.RUN_RECORD}: run the train stage, or name a run with --run")
+    run_id = args.run or tracking.read_run_id(record)
+    uri = args.tracking_uri or store_uri(root)
+    folder = publish.publish(run_id, uri, root / publish.RESULTS, force=args.force)
     print(f"published run {run_id} in {folder.relative_to(root)}")
     return 0
 
@@ -71,6 +77,7 @@ def parser() -> argparse.ArgumentParser:
     lineage.add_argument("--run", metavar="RUN_ID", help="start from this MLflow run instead of the workspace")
     lineage.add_argument("--json", action="store_true", help="print JSON for machines")
     lineage.add_argument("--root", default=".", help="the repository (default: the working directory)")
+    lineage.add_argument("--tracking-uri", help="the MLflow store (default: $MLFLOW_TRACKING_URI, else the training run's)")
     lineage.set_defaults(handler=_lineage)
 
     seeds = commands.add_parser(
@@ -81,7 +88,7 @@ def parser() -> argparse.ArgumentParser:
     )
     seeds.add_argument("--out", default="metrics/seeds.json", help="where to write (relative to --root)")
     seeds.add_argument("--root", default=".", help="the repository (default: the working directory)")
-    seeds.add_argument("--tracking-uri", help="the MLflow store (default: the project's, or $MLFLOW_TRACKING_URI)")
+    seeds.add_argument("--tracking-uri", help="the MLflow store (default: $MLFLOW_TRACKING_URI, else the training run's)")
     seeds.set_defaults(handler=_seeds)
 
     publish = commands.add_parser(
@@ -92,7 +99,8 @@ def parser() -> argparse.ArgumentParser:
     )
     publish.add_argument("--run", metavar="RUN_ID", help="the training run (default: models/mlflow-run.json's)")
     publish.add_argument("--root", default=".", help="the repository (default: the working directory)")
-    publish.add_argument("--tracking-uri", help="the MLflow store (default: the project's, or $MLFLOW_TRACKING_URI)")
+    publish.add_argument("--tracking-uri", help="the MLflow store (default: $MLFLOW_TRACKING_URI, else the training run's)")
+    publish.add_argument("--force", action="store_true", help="replace another run's published folder for the seed")
     publish.set_defaults(handler=_publish)
 
     score = commands.add_parser(

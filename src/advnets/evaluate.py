@@ -8,12 +8,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from advnets import tracking
 from advnets.atomic import write_csv, write_text
 from advnets.data import load_mnist, md5_of
 from advnets.device import resolve_device
 from advnets.params import Params
-from advnets.parzen import PAPER_SOURCE, PAPER_TABLE1_MNIST, evaluate
+from advnets.parzen import PAPER_SOURCE, PAPER_TABLE1_MNIST, ParzenResult, evaluate
 from advnets.sampling import load_samples
 
 
@@ -25,18 +27,25 @@ class ParzenFiles:
     sigma_sweep: Path = Path("metrics/parzen_sigmas.csv")
 
 
+def score_samples(samples: torch.Tensor, params: Params, data_root: str | Path = "data") -> ParzenResult:
+    """The paper's protocol on samples: sigma by the first parzen.valid_points validation images,
+    then the test images, on parzen.device."""
+    config = params.parzen
+    valid = load_mnist("valid", data_root)[0][: config.valid_points]
+    test = load_mnist("test", data_root)[0][: config.test_points]
+    return evaluate(samples.to(resolve_device(config.device)), valid, test, config.sigmas, config.chunk_size)
+
+
 def run_parzen(params: Params, data_root: str | Path = "data", files: ParzenFiles = ParzenFiles()) -> dict:
     config = params.parzen
     device = resolve_device(config.device)
-    valid = load_mnist("valid", data_root)[0][: config.valid_points]
-    test = load_mnist("test", data_root)[0][: config.test_points]
     real = load_mnist("train", data_root)[0][: config.baseline_samples]
     samples = load_samples(files.samples)
 
     start = time.perf_counter()
-    gan = evaluate(samples.to(device), valid, test, config.sigmas, config.chunk_size)
+    gan = score_samples(samples, params, data_root)
     seconds = time.perf_counter() - start
-    baseline = evaluate(real.to(device), valid, test, config.sigmas, config.chunk_size)
+    baseline = score_samples(real, params, data_root)
 
     metrics = {
         **gan.as_dict(),

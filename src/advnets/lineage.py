@@ -54,12 +54,7 @@ class Lineage:
 
 
 def _locked_stages(root: Path) -> dict[str, Any]:
-    lock = root / "dvc.lock"
-    return (yaml.safe_load(lock.read_text()) or {}).get("stages", {}) if lock.is_file() else {}
-
-
-def _declared_stages(root: Path) -> list[str]:
-    return list((yaml.safe_load((root / "dvc.yaml").read_text()) or {}).get("stages", {}))
+    return tracking._stages(root, "dvc.lock")
 
 
 def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -111,17 +106,23 @@ def _describe(run: mlflow.entities.Run) -> dict[str, str]:
     }
 
 
-def _store_uri(root: Path) -> str:
+def store_uri(root: Path, explicit: str | None = None) -> str:
+    """The store to check against: the one given, else the user's MLFLOW_TRACKING_URI, else the
+    one the training run was logged to (models/mlflow-run.json), else the project's own."""
+    if explicit or tracking.user_tracking_uri():
+        return explicit or tracking.user_tracking_uri()
     record = root / tracking.RUN_RECORD
     if record.is_file():
         return json.loads(record.read_text())["tracking_uri"]
-    return tracking.tracking_uri(tracking.repo_root())
+    return tracking.tracking_uri(root)
 
 
 def _stale(root: Path, stages: list[str]) -> list[str]:
     """What `dvc status` finds changed since dvc.lock: one message per file, or per param key."""
     from dvc.repo import Repo
 
+    if not stages:
+        return []
     locked = _locked_stages(root)
     now = _flatten(yaml.safe_load((root / "params.yaml").read_text()) or {})
     with Repo(str(root)) as repo:
@@ -138,10 +139,17 @@ def _stale(root: Path, stages: list[str]) -> list[str]:
                         was = _locked_params(locked.get(stage, {}))
                         problems += _param_changes(stage, path, state, was, now)
                     elif kind == "changed outs":
-                        problems.append(f"{path}: {state} since stage {stage} wrote it (dvc.lock records other content)")
+                        problems.append(f"{path}: " + _OUT_STATES.get(state, state + " (stage {stage})").format(stage=stage))
                     else:
                         problems.append(f"{path}: {state} since stage {stage} ran")
     return problems
+
+
+_OUT_STATES = {
+    "modified": "modified since stage {stage} wrote it (dvc.lock records other content)",
+    "deleted": "missing; stage {stage} writes it: `dvc repro` (or `dvc checkout`) brings it back",
+    "not in cache": "not in the DVC cache (stage {stage})",
+}
 
 
 def _param_changes(stage: str, path: str, reported: dict[str, str], was: dict, now: dict) -> list[str]:
@@ -157,14 +165,14 @@ def _param_changes(stage: str, path: str, reported: dict[str, str], was: dict, n
     return problems
 
 
-def workspace_lineage(root: Path) -> Lineage:
+def workspace_lineage(root: Path, uri: str | None = None) -> Lineage:
     """The lineage of the files in the workspace, checked against dvc.lock and MLflow."""
     root = root.resolve()
-    uri = _store_uri(root)
+    uri = store_uri(root, uri)
     finder = RunFinder(uri)
     locked = _locked_stages(root)
     stages, mismatches = [], []
-    for stage in _declared_stages(root):
+    for stage in tracking._stages(root, "dvc.yaml"):
         if stage not in locked:
             mismatches.append(f"stage {stage}: has not run (no dvc.lock entry); run `dvc repro`")
             continue
@@ -188,6 +196,9 @@ def _published(root: Path, finder: RunFinder) -> tuple[list[dict[str, Any]], lis
     entries, problems = [], []
     for path in publish.published(root):
         name = str(path.relative_to(root))
+        if not (path.parent / "lineage.json").is_file():
+            problems.append(f"{name}: no lineage.json beside it; publish it with `advnets publish`")
+            continue
         record = json.loads((path.parent / "lineage.json").read_text())
         md5 = tracking.content_md5(root, name)
         in_store = bool(finder.recorded(publish.GENERATOR, md5))
@@ -205,11 +216,11 @@ def _commit_exists(root: Path, commit: str | None) -> bool:
     return bool(commit) and done.returncode == 0
 
 
-def run_lineage(root: Path, run_id: str) -> Lineage:
-    """The lineage an MLflow run recorded (with the model's run: its stage runs too), checked
-    against the files in the workspace and dvc.lock."""
+def run_lineage(root: Path, run_id: str, uri: str | None = None) -> Lineage:
+    """The lineage an MLflow run recorded (with the model's run: the newest run of each later
+    stage), checked against the files in the workspace and dvc.lock."""
     root = root.resolve()
-    uri = _store_uri(root)
+    uri = store_uri(root, uri)
     finder = RunFinder(uri)
     try:
         run = finder.get(run_id)
@@ -217,12 +228,16 @@ def run_lineage(root: Path, run_id: str) -> Lineage:
         return Lineage(str(root), tracking.git_state(root), uri, [], [], [], [f"run {run_id}: not in {uri}"])
     parent = run.data.tags.get("mlflow.parentRunId")
     model_run = finder.get(parent) if parent else run
-    followed = [model_run, *finder.children(model_run.info.run_id)]
+    newest: dict[str, mlflow.entities.Run] = {}
+    for child in sorted(finder.children(model_run.info.run_id), key=lambda r: r.info.start_time, reverse=True):
+        newest.setdefault(child.data.tags.get("DVC_STAGE", ""), child)  # a re-run stage supersedes
     locked = tracking.locked_md5s(root)
     runs, mismatches = [], []
-    for r in followed:
-        files = {k.removeprefix(tracking.MD5_TAG): v for k, v in r.data.tags.items() if k.startswith(tracking.MD5_TAG)}
+    for r in [model_run, *newest.values()]:
+        files = publish.recorded_files(r.data.tags)
         runs.append({**_describe(r), "params": r.data.params, "files": files})
+        if not files:
+            mismatches.append(f"run {r.info.run_id}: recorded no file md5s (made before lineage tags?)")
         for path, md5 in sorted(files.items()):
             disk = tracking.content_md5(root, path) if (root / path).exists() else None
             where = f"run {r.info.run_id} ({r.data.tags.get('DVC_STAGE', '?')}) recorded {path} as {md5}"

@@ -14,10 +14,11 @@ import mlflow
 
 from advnets import tracking
 from advnets.atomic import atomic_path, write_text
-from advnets.data import load_mnist, md5_of
+from advnets.data import md5_of
 from advnets.errors import AdvnetsError
+from advnets.evaluate import score_samples
 from advnets.params import Params
-from advnets.parzen import ParzenResult, evaluate
+from advnets.parzen import ParzenResult
 from advnets.sampling import draw_samples, load_generator
 
 GENERATOR = "models/generator.pt"
@@ -32,20 +33,33 @@ def published_dir(seed: int, results: Path = RESULTS) -> Path:
     return results / f"seed-{seed}"
 
 
-def publish(run_id: str, uri: str, results: Path = RESULTS) -> Path:
+def publish(run_id: str, uri: str, results: Path = RESULTS, force: bool = False) -> Path:
     """Copy the run's generator artifact, verified against the md5 the run recorded, into
-    results/mnist/seed-N/ with lineage.json; returns that folder."""
+    results/mnist/seed-N/ with lineage.json; returns that folder. Another run's published folder
+    is replaced only with force."""
     client = mlflow.MlflowClient(uri)
-    run = client.get_run(run_id)
+    try:
+        run = client.get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        raise PublishError(f"run {run_id} is not in {uri}") from None
     tags, metrics = run.data.tags, run.data.metrics
     if tags.get("DVC_STAGE") != "train" or run.info.status != "FINISHED":
         raise PublishError(f"run {run_id} is not a finished training run (stage {tags.get('DVC_STAGE')}, {run.info.status})")
     if "parzen.test_ll_mean" not in metrics:
         raise PublishError(f"run {run_id} has no Parzen score yet: run the parzen stage for it first")
     recorded = tags.get(f"{tracking.MD5_TAG}{GENERATOR}")
+    if recorded is None:
+        raise PublishError(f"run {run_id} recorded no md5 for {GENERATOR}: it predates lineage tags")
     folder = published_dir(int(run.data.params["train.seed"]), results)
+    if (folder / "lineage.json").is_file() and not force:
+        previous = json.loads((folder / "lineage.json").read_text())["run_id"]
+        if previous != run_id:
+            raise PublishError(f"{folder} holds run {previous}; pass --force to replace it with run {run_id}")
     with tempfile.TemporaryDirectory() as tmp:
-        artifact = Path(client.download_artifacts(run_id, f"model/{Path(GENERATOR).name}", tmp))
+        try:
+            artifact = Path(client.download_artifacts(run_id, f"model/{Path(GENERATOR).name}", tmp))
+        except (mlflow.exceptions.MlflowException, OSError) as exc:
+            raise PublishError(f"run {run_id}: cannot read its generator artifact: {exc}") from None
         if md5_of(artifact) != recorded:
             raise PublishError(f"run {run_id}'s generator artifact has md5 {md5_of(artifact)}, its tag records {recorded}")
         with atomic_path(folder / "generator.pt") as target:
@@ -66,7 +80,7 @@ def run_lineage_record(run: mlflow.entities.Run) -> dict[str, Any]:
         "torch_version": tags.get("torch.version"),
         "selected_epoch": int(metrics["selected_epoch"]) if "selected_epoch" in metrics else None,
         "parzen": {k.removeprefix("parzen."): v for k, v in metrics.items() if k.startswith("parzen.")},
-        "files": {k.removeprefix(tracking.MD5_TAG): v for k, v in sorted(tags.items()) if k.startswith(tracking.MD5_TAG)},
+        "files": recorded_files(tags),
         "params": dict(sorted(run.data.params.items())),
     }
 
@@ -79,8 +93,9 @@ def published(root: Path, results: Path = RESULTS) -> list[Path]:
 def score(generator_path: Path, params: Params, data_root: Path = Path("data")) -> ParzenResult:
     """The sample and parzen stages' protocol on a generator file, writing nothing."""
     generator = load_generator(generator_path, params.model)
-    samples = draw_samples(generator, params.model, params.sample.n, params.sample.seed)
-    config = params.parzen
-    valid = load_mnist("valid", data_root)[0][: config.valid_points]
-    test = load_mnist("test", data_root)[0][: config.test_points]
-    return evaluate(samples, valid, test, config.sigmas, config.chunk_size)
+    return score_samples(draw_samples(generator, params.model, params.sample.n, params.sample.seed), params, data_root)
+
+
+def recorded_files(tags: dict[str, str]) -> dict[str, str]:
+    """The files a run recorded, {path: md5}, from its dvc.md5.<path> tags."""
+    return {k.removeprefix(tracking.MD5_TAG): v for k, v in sorted(tags.items()) if k.startswith(tracking.MD5_TAG)}

@@ -13,8 +13,7 @@ from advnets import tracking
 from advnets.params import Params
 
 # Keys that change no result: where it ran, how often it logged, where the data came from.
-NOT_CONFIG = {"train.seed", "train.device", "train.grid_every", "data.mirror", "tracking.experiment",
-              "parzen.chunk_size", "parzen.device"}
+NOT_CONFIG = {"train.seed", "train.device", "train.grid_every", "data.mirror", "parzen.chunk_size", "parzen.device"}
 SCORE = "parzen.test_ll_mean"
 
 
