@@ -64,52 +64,53 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command(commands, name: str, handler, help: str, description: str | None = None, store: bool = True):
+    """A subcommand with the options every command shares: --root, and --tracking-uri where it
+    reads the MLflow store."""
+    command = commands.add_parser(name, help=help, description=description or help)
+    command.add_argument("--root", default=".", help="the repository (default: the working directory)")
+    if store:
+        command.add_argument("--tracking-uri", help="the MLflow store (default: $MLFLOW_TRACKING_URI, else the training run's)")
+    command.set_defaults(handler=handler)
+    return command
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="advnets", description=__doc__)
     commands = main.add_subparsers(dest="command", required=True)
 
-    lineage = commands.add_parser(
-        "lineage",
-        help="trace the pipeline's files to their commit, params, data and MLflow runs, and check they agree",
-        description="Print data -> model -> samples -> Parzen metrics -> figures with each file's md5, "
-        "params and MLflow runs; exit 1 naming every disagreement between the files, dvc.lock and MLflow.",
+    lineage = _command(
+        commands, "lineage", _lineage,
+        "trace the pipeline's files to their commit, params, data and MLflow runs, and check they agree",
+        "Print data -> model -> samples -> Parzen metrics -> figures with each file's md5, params and MLflow "
+        "runs; exit 1 naming every disagreement between the files, dvc.lock and MLflow.",
     )
     lineage.add_argument("--run", metavar="RUN_ID", help="start from this MLflow run instead of the workspace")
     lineage.add_argument("--json", action="store_true", help="print JSON for machines")
-    lineage.add_argument("--root", default=".", help="the repository (default: the working directory)")
-    lineage.add_argument("--tracking-uri", help="the MLflow store (default: $MLFLOW_TRACKING_URI, else the training run's)")
-    lineage.set_defaults(handler=_lineage)
 
-    seeds = commands.add_parser(
-        "seeds",
-        help="gather the Parzen result of every seed of the params.yaml configuration into metrics/seeds.json",
-        description="Collect, from the MLflow store, the newest scored training run of each train.seed whose "
-        "other params equal params.yaml's; write per-seed results, their mean and sd (n - 1), and the run ids.",
+    seeds = _command(
+        commands, "seeds", _seeds,
+        "gather the Parzen result of every seed of the params.yaml configuration into metrics/seeds.json",
+        "Collect, from the MLflow store, the newest scored training run of each train.seed whose other params "
+        "equal params.yaml's; write per-seed results, their mean and sd (n - 1), and the run ids.",
     )
     seeds.add_argument("--out", default="metrics/seeds.json", help="where to write (relative to --root)")
-    seeds.add_argument("--root", default=".", help="the repository (default: the working directory)")
-    seeds.add_argument("--tracking-uri", help="the MLflow store (default: $MLFLOW_TRACKING_URI, else the training run's)")
-    seeds.set_defaults(handler=_seeds)
 
-    publish = commands.add_parser(
-        "publish",
-        help="copy a training run's selected generator into results/mnist/seed-N/ with its lineage",
-        description="Download the run's generator artifact, check it against the md5 the run recorded, and "
-        "write results/mnist/seed-N/generator.pt and lineage.json (commit, params, md5s, Parzen result).",
+    publish = _command(
+        commands, "publish", _publish,
+        "copy a training run's selected generator into results/mnist/seed-N/ with its lineage",
+        "Download the run's generator artifact, check it against the md5 the run recorded, and write "
+        "results/mnist/seed-N/generator.pt and lineage.json (commit, params, md5s, Parzen result).",
     )
     publish.add_argument("--run", metavar="RUN_ID", help="the training run (default: models/mlflow-run.json's)")
-    publish.add_argument("--root", default=".", help="the repository (default: the working directory)")
-    publish.add_argument("--tracking-uri", help="the MLflow store (default: $MLFLOW_TRACKING_URI, else the training run's)")
     publish.add_argument("--force", action="store_true", help="replace another run's published folder for the seed")
-    publish.set_defaults(handler=_publish)
 
-    score = commands.add_parser(
-        "score",
-        help="score a generator file by the sample and parzen stages' protocol (params.yaml), writing nothing",
+    score = _command(
+        commands, "score", _score,
+        "score a generator file by the sample and parzen stages' protocol (params.yaml), writing nothing",
+        store=False,
     )
     score.add_argument("generator", help="e.g. results/mnist/seed-0/generator.pt")
-    score.add_argument("--root", default=".", help="the repository, with data/mnist (default: the working directory)")
-    score.set_defaults(handler=_score)
     return main
 
 
