@@ -1,3 +1,4 @@
+import copy
 import statistics
 
 import mlflow
@@ -5,7 +6,7 @@ import pytest
 
 from advnets import tracking
 from advnets.params import validate
-from advnets.seeds import seed_summary, summarise
+from advnets.seeds import seed_summary, summarise, variants, variants_markdown
 from conftest import override
 
 
@@ -49,3 +50,27 @@ def test_the_newest_scored_run_of_each_seed_of_this_configuration(workdir, raw_p
     assert summary["test_ll_mean"] == pytest.approx(205.0)
     assert summary["test_ll_sd"] == pytest.approx(statistics.stdev([200.0, 210.0]))
     assert summary["config"]["train.lr"] == "0.1" and "train.seed" not in summary["config"]
+
+
+def test_variants_group_runs_by_their_changes_from_the_configuration(workdir, raw_params):
+    def config(**train):
+        return validate(override(copy.deepcopy(raw_params), {"train": train}))
+
+    base = {s: config(seed=s) for s in (0, 1)}
+    log_training(base[0], 180.0)
+    log_training(base[1], 184.0)
+    for seed, score in ((0, 190.0), (1, 196.0)):
+        log_training(config(seed=seed, update="alternating"), score)
+    log_training(config(seed=0, d_loss_scale=1.0, epochs=300), 170.0)
+
+    table = variants(base[0], tracking.tracking_uri(workdir))
+
+    assert [row["changes"] for row in table] == [
+        {},
+        {"train.update": "alternating"},
+        {"train.d_loss_scale": "1.0", "train.epochs": "300"},
+    ]
+    assert [(row["n_seeds"], row["test_ll_mean"]) for row in table] == [(2, 182.0), (2, 193.0), (1, 170.0)]
+    text = variants_markdown(table)
+    assert "| none (the paper's configuration) | 2 | 182.0 | 2.8 |" in text
+    assert "| `train.update=alternating` | 2 | 193.0 | 4.2 |" in text

@@ -1,4 +1,4 @@
-"""The `advnets` console command: lineage, seeds, publish and score."""
+"""The `advnets` console command: lineage, seeds, variants, publish and score."""
 
 from __future__ import annotations
 
@@ -36,6 +36,22 @@ def _seeds(args: argparse.Namespace) -> int:
         print(f"{summary['n_seeds']} seeds: {summary['test_ll_mean']:.1f} (sd {summary['test_ll_sd']:.1f})")
     print(f"wrote {args.out}")
     return 0 if summary["n_seeds"] else 1
+
+
+def _variants(args: argparse.Namespace) -> int:
+    from advnets.atomic import write_text
+    from advnets.lineage import store_uri
+    from advnets.params import load_params
+    from advnets.seeds import variants, variants_markdown
+
+    root = Path(args.root).resolve()
+    table = variants(load_params(root / "params.yaml"), store_uri(root, args.tracking_uri))
+    out = root / args.out
+    write_text(out, json.dumps(table, indent=2) + "\n")
+    write_text(out.with_suffix(".md"), variants_markdown(table))
+    print(variants_markdown(table), end="")
+    print(f"wrote {args.out} and {Path(args.out).with_suffix('.md')}")
+    return 0 if table else 1
 
 
 def _publish(args: argparse.Namespace) -> int:
@@ -95,6 +111,14 @@ def parser() -> argparse.ArgumentParser:
         "equal params.yaml's; write per-seed results, their mean and sd (n - 1), and the run ids.",
     )
     seeds.add_argument("--out", default="metrics/seeds.json", help="where to write (relative to --root)")
+
+    variants = _command(
+        commands, "variants", _variants,
+        "tabulate every configuration in the MLflow store against params.yaml (an ablation) into metrics/variants.{json,md}",
+        "Group the finished, scored training runs by the params that differ from params.yaml; per group, the "
+        "newest run of each seed, the mean and sd (n - 1) across seeds, and the selected epochs.",
+    )
+    variants.add_argument("--out", default="metrics/variants.json", help="where to write (relative to --root)")
 
     publish = _command(
         commands, "publish", _publish,

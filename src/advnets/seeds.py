@@ -1,9 +1,10 @@
-"""The multi-seed summary: the Parzen result of every seed of one configuration, from the MLflow
-store (each seed is a `dvc exp run -S train.seed=N`, or a `dvc repro` per seed), into
-metrics/seeds.json with the mean and standard deviation across seeds."""
+"""Results across runs, from the MLflow store: the Parzen result of every seed of one
+configuration (each seed a `dvc exp run -S train.seed=N`, or a `dvc repro` per seed) with the mean
+and standard deviation across seeds, and the same for every variant of it (an ablation)."""
 
 from __future__ import annotations
 
+import json
 import statistics
 from typing import Any
 
@@ -23,25 +24,69 @@ def config_filter(params: Params) -> dict[str, str]:
     return {k: v for k, v in tracking.param_strings(flat).items() if k not in NOT_CONFIG}
 
 
-def seed_runs(params: Params, uri: str) -> list[mlflow.entities.Run]:
-    """The newest finished, scored training run of each seed whose params match the config."""
+def scored_runs(params: Params, uri: str) -> list[mlflow.entities.Run]:
+    """Finished training runs with a Parzen score in the params' experiment, newest first."""
     client = mlflow.MlflowClient(uri)
     experiment = client.get_experiment_by_name(params.tracking.experiment)
     if experiment is None:
         return []
-    wanted = config_filter(params)
     runs = client.search_runs(
         [experiment.experiment_id],
         "tags.DVC_STAGE = 'train' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"],
         max_results=5000,
     )
+    return [run for run in runs if SCORE in run.data.metrics]
+
+
+def changes(run: mlflow.entities.Run, wanted: dict[str, str]) -> dict[str, str]:
+    """The run's param values that differ from the configuration's ("absent" if not logged)."""
+    logged = run.data.params
+    return {key: logged.get(key, "absent") for key, value in sorted(wanted.items()) if logged.get(key) != value}
+
+
+def newest_per_seed(runs: list[mlflow.entities.Run]) -> list[mlflow.entities.Run]:
+    """Of runs newest first, the newest of each seed, by seed."""
     newest: dict[str, mlflow.entities.Run] = {}
     for run in runs:
-        logged = run.data.params
-        if SCORE in run.data.metrics and all(logged.get(k) == v for k, v in wanted.items()):
-            newest.setdefault(logged["train.seed"], run)
+        newest.setdefault(run.data.params["train.seed"], run)
     return sorted(newest.values(), key=lambda run: int(run.data.params["train.seed"]))
+
+
+def seed_runs(params: Params, uri: str) -> list[mlflow.entities.Run]:
+    """The newest finished, scored training run of each seed whose params match the config."""
+    wanted = config_filter(params)
+    return newest_per_seed([run for run in scored_runs(params, uri) if not changes(run, wanted)])
+
+
+def variants(params: Params, uri: str) -> list[dict[str, Any]]:
+    """Every configuration in the store, as its changes from params.yaml, with its seeds' results;
+    params.yaml's own configuration first (no changes), then by mean score."""
+    wanted = config_filter(params)
+    groups: dict[str, tuple[dict[str, str], list[mlflow.entities.Run]]] = {}
+    for run in scored_runs(params, uri):
+        diff = changes(run, wanted)
+        groups.setdefault(json.dumps(diff), (diff, []))[1].append(run)
+    table = [{"changes": diff, **summarise([seed_row(r) for r in newest_per_seed(runs)])} for diff, runs in groups.values()]
+    return sorted(table, key=lambda row: (bool(row["changes"]), -row["test_ll_mean"]))
+
+
+def variants_markdown(table: list[dict[str, Any]]) -> str:
+    lines = [
+        "# Variants: Parzen test log-likelihood by configuration",
+        "",
+        "Written by `advnets variants` from the MLflow store; changes are relative to params.yaml.",
+        "",
+        "| changes from params.yaml | seeds | mean | sd across seeds | selected epochs | commits |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in table:
+        changed = ", ".join(f"`{k}={v}`" for k, v in row["changes"].items()) or "none (the paper's configuration)"
+        sd = f"{row['test_ll_sd']:.1f}" if row["test_ll_sd"] is not None else "–"
+        epochs = ", ".join(str(seed["selected_epoch"] or "last") for seed in row["seeds"])
+        commits = ", ".join(sorted({(seed["git_commit"] or "?")[:7] for seed in row["seeds"]}))
+        lines.append(f"| {changed} | {row['n_seeds']} | {row['test_ll_mean']:.1f} | {sd} | {epochs} | {commits} |")
+    return "\n".join(lines) + "\n"
 
 
 def seed_row(run: mlflow.entities.Run) -> dict[str, Any]:
