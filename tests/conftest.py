@@ -14,6 +14,7 @@ from advnets.data import MIRROR_ENV, prepare_mnist
 from advnets.params import read_yaml, validate
 
 REPO = Path(__file__).resolve().parents[1]
+GIT_USER = ("-c", "user.name=advnets tests", "-c", "user.email=tests@advnets.invalid")  # for commits in tests
 
 
 @pytest.fixture(scope="session")

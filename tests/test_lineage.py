@@ -16,9 +16,7 @@ import pytest
 import torch
 
 from advnets.nets import Generator
-from conftest import TINY_PIPELINE, PipelineCopy
-
-GIT_USER = ("-c", "user.name=advnets tests", "-c", "user.email=tests@advnets.invalid")
+from conftest import GIT_USER, TINY_PIPELINE, PipelineCopy
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,7 @@ import subprocess
 
 from advnets import tracking
 from advnets.data import md5_of
-from conftest import REPO
-
-GIT_USER = ["-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+from conftest import GIT_USER, REPO
 
 
 def test_a_queued_experiments_copy_logs_to_the_repository_around_it(tmp_path, monkeypatch):

@@ -19,15 +19,21 @@ def _lineage(args: argparse.Namespace) -> int:
     return 0 if lineage.ok else 1
 
 
-def _seeds(args: argparse.Namespace) -> int:
-    from advnets.atomic import write_text
+def _config_and_store(args: argparse.Namespace):
+    """The repository root, its validated params.yaml and the MLflow store to read."""
     from advnets.lineage import store_uri
     from advnets.params import load_params
-    from advnets.seeds import seed_summary
 
     root = Path(args.root).resolve()
-    params = load_params(root / "params.yaml")
-    summary = seed_summary(params, store_uri(root, args.tracking_uri))
+    return root, load_params(root / "params.yaml"), store_uri(root, args.tracking_uri)
+
+
+def _seeds(args: argparse.Namespace) -> int:
+    from advnets.atomic import write_text
+    from advnets.seeds import seed_summary
+
+    root, params, uri = _config_and_store(args)
+    summary = seed_summary(params, uri)
     write_text(root / args.out, json.dumps(summary, indent=2) + "\n")
     for row in summary["seeds"]:
         se = f" ± {row['test_ll_se']:.1f}" if row["test_ll_se"] is not None else ""
@@ -40,12 +46,10 @@ def _seeds(args: argparse.Namespace) -> int:
 
 def _variants(args: argparse.Namespace) -> int:
     from advnets.atomic import write_text
-    from advnets.lineage import store_uri
-    from advnets.params import load_params
     from advnets.seeds import variants, variants_markdown
 
-    root = Path(args.root).resolve()
-    table = variants(load_params(root / "params.yaml"), store_uri(root, args.tracking_uri))
+    root, params, uri = _config_and_store(args)
+    table = variants(params, uri)
     out = root / args.out
     write_text(out, json.dumps(table, indent=2) + "\n")
     write_text(out.with_suffix(".md"), variants_markdown(table))

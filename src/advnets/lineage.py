@@ -53,10 +53,6 @@ class Lineage:
         return {**asdict(self), "ok": self.ok}
 
 
-def _locked_stages(root: Path) -> dict[str, Any]:
-    return tracking._stages(root, "dvc.lock")
-
-
 def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     flat = {}
     for key, value in values.items():
@@ -109,24 +105,25 @@ def _describe(run: mlflow.entities.Run) -> dict[str, str]:
 def store_uri(root: Path, explicit: str | None = None) -> str:
     """The store to check against: the one given, else the user's MLFLOW_TRACKING_URI, else the
     one the training run was logged to (models/mlflow-run.json), else the project's own."""
-    if explicit or tracking.user_tracking_uri():
-        return explicit or tracking.user_tracking_uri()
+    chosen = explicit or tracking.user_tracking_uri()
+    if chosen:
+        return chosen
     record = root / tracking.RUN_RECORD
     if record.is_file():
         return json.loads(record.read_text())["tracking_uri"]
     return tracking.tracking_uri(root)
 
 
-def _stale(root: Path, stages: list[str]) -> list[str]:
-    """What `dvc status` finds changed since dvc.lock: one message per file, or per param key."""
+def _stale(root: Path, locked: dict[str, Any]) -> list[str]:
+    """What `dvc status` finds changed since dvc.lock (its stages: `locked`), one message per file
+    or per param key."""
     from dvc.repo import Repo
 
-    if not stages:
+    if not locked:
         return []
-    locked = _locked_stages(root)
     now = _flatten(yaml.safe_load((root / "params.yaml").read_text()) or {})
     with Repo(str(root)) as repo:
-        status = repo.status(targets=stages)
+        status = repo.status(targets=list(locked))
     problems = []
     for stage, changes in status.items():
         for change in changes:
@@ -170,23 +167,24 @@ def workspace_lineage(root: Path, uri: str | None = None) -> Lineage:
     root = root.resolve()
     uri = store_uri(root, uri)
     finder = RunFinder(uri)
-    locked = _locked_stages(root)
+    declared = tracking._stages(root, "dvc.yaml")
+    locked = {name: entry for name, entry in tracking._stages(root, "dvc.lock").items() if name in declared}
     stages, mismatches = [], []
-    for stage in tracking._stages(root, "dvc.yaml"):
+    for stage in declared:
         if stage not in locked:
             mismatches.append(f"stage {stage}: has not run (no dvc.lock entry); run `dvc repro`")
             continue
         outputs = []
         for out in locked[stage].get("outs", []):
             path, locked_md5 = out["path"], out["md5"]
-            md5 = tracking.content_md5(root, path) if (root / path).exists() else None
+            md5 = tracking.content_md5(root, path)
             runs = finder.recorded(path, md5) if md5 else []
             outputs.append(FileRecord(path, md5, locked_md5, runs))
             if md5 and stage != "download" and not any(run["stage"] == stage for run in runs):
                 mismatches.append(f"{path}: no MLflow run of stage {stage} in {uri} recorded this content (md5 {md5})")
         stages.append(StageRecord(stage, _locked_params(locked[stage]), outputs))
     published, published_problems = _published(root, finder)
-    mismatches = _stale(root, [s.stage for s in stages]) + mismatches + published_problems
+    mismatches = _stale(root, locked) + mismatches + published_problems
     return Lineage(str(root), tracking.git_state(root), uri, stages, [], published, mismatches)
 
 
@@ -212,8 +210,9 @@ def _published(root: Path, finder: RunFinder) -> tuple[list[dict[str, Any]], lis
 
 
 def _commit_exists(root: Path, commit: str | None) -> bool:
-    done = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=root, capture_output=True)
-    return bool(commit) and done.returncode == 0
+    if not commit:
+        return False
+    return subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=root, capture_output=True).returncode == 0
 
 
 def run_lineage(root: Path, run_id: str, uri: str | None = None) -> Lineage:
@@ -239,7 +238,7 @@ def run_lineage(root: Path, run_id: str, uri: str | None = None) -> Lineage:
         if not files:
             mismatches.append(f"run {r.info.run_id}: recorded no file md5s (made before lineage tags?)")
         for path, md5 in sorted(files.items()):
-            disk = tracking.content_md5(root, path) if (root / path).exists() else None
+            disk = tracking.content_md5(root, path)
             where = f"run {r.info.run_id} ({r.data.tags.get('DVC_STAGE', '?')}) recorded {path} as {md5}"
             if disk != md5:
                 mismatches.append(f"{path}: {where}, the workspace holds {disk or 'nothing'}")

@@ -71,7 +71,7 @@ def publish(run_id: str, uri: str, results: Path = RESULTS, force: bool = False)
 def run_lineage_record(run: mlflow.entities.Run) -> dict[str, Any]:
     tags, metrics = run.data.tags, run.data.metrics
     return {
-        "generator_md5": tags[f"{tracking.MD5_TAG}{GENERATOR}"],
+        "generator_md5": tags.get(f"{tracking.MD5_TAG}{GENERATOR}"),
         "run_id": run.info.run_id,
         "git_commit": tags.get("git.commit"),
         "git_dirty": tags.get("git.dirty"),

@@ -12,6 +12,7 @@ import mlflow
 
 from advnets import tracking
 from advnets.params import Params
+from advnets.publish import run_lineage_record
 
 # Keys that change no result: where it ran, how often it logged, where the data came from.
 NOT_CONFIG = {"train.seed", "train.device", "train.grid_every", "data.mirror", "parzen.chunk_size", "parzen.device"}
@@ -90,16 +91,12 @@ def variants_markdown(table: list[dict[str, Any]]) -> str:
 
 
 def seed_row(run: mlflow.entities.Run) -> dict[str, Any]:
-    metrics, tags = run.data.metrics, run.data.tags
+    record = run_lineage_record(run)
     return {
         "seed": int(run.data.params["train.seed"]),
-        "test_ll_mean": metrics[SCORE],
-        "test_ll_se": metrics.get("parzen.test_ll_se"),
-        "selected_epoch": int(metrics["selected_epoch"]) if "selected_epoch" in metrics else None,
-        "run_id": run.info.run_id,
-        "dvc_experiment": tags.get("DVC_EXP_NAME"),
-        "git_commit": tags.get("git.commit"),
-        "generator_md5": tags.get(f"{tracking.MD5_TAG}models/generator.pt"),
+        "test_ll_mean": record["parzen"]["test_ll_mean"],
+        "test_ll_se": record["parzen"].get("test_ll_se"),
+        **{key: record[key] for key in ("selected_epoch", "run_id", "dvc_experiment", "git_commit", "generator_md5")},
     }
 
 
