@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from advnets.data import MIRROR_ENV, prepare_mnist
@@ -15,6 +16,14 @@ from advnets.params import read_yaml, validate
 
 REPO = Path(__file__).resolve().parents[1]
 GIT_USER = ("-c", "user.name=advnets tests", "-c", "user.email=tests@advnets.invalid")  # for commits in tests
+
+
+def masked_logits(discriminator, x, masks):
+    """D's own modules with the given dropout masks in place of its Dropout layers (autograd)."""
+    masks = iter(masks)
+    for module in discriminator:
+        x = x * next(masks) if isinstance(module, torch.nn.Dropout) else module(x)
+    return x.squeeze(-1)
 
 
 @pytest.fixture(scope="session")

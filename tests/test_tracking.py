@@ -24,6 +24,7 @@ def git(root, *args):
 
 def test_git_dirty_ignores_what_dvc_writes_but_not_code(tmp_path):
     shutil.copy(REPO / "dvc.yaml", tmp_path)
+    shutil.copy(REPO / "params.yaml", tmp_path)
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "code.py").write_text("x = 1\n")
     git(tmp_path, "init", "-q")
@@ -36,6 +37,7 @@ def test_git_dirty_ignores_what_dvc_writes_but_not_code(tmp_path):
     (tmp_path / "metrics" / "parzen.json").write_text("{}\n")
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / ".gitignore").write_text("/generator.pt\n")
+    (tmp_path / "params.yaml").write_text("train:\n  seed: 1\n")  # as `dvc exp run -S` does
     assert tracking.git_state(tmp_path)["git.dirty"] == "false"
 
     (tmp_path / "src" / "code.py").write_text("x = 2\n")

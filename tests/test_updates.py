@@ -2,7 +2,9 @@ import copy
 
 import pytest
 import torch
+from conftest import masked_logits
 
+from advnets.discriminator_pass import draw_masks
 from advnets.nets import sample_noise
 from advnets.updates import Nets, discriminator_step, g_loss, generator_step, simultaneous_step
 
@@ -20,11 +22,13 @@ def test_simultaneous_step_matches_gradients_by_hand(tiny_params):
     torch.manual_seed(7)
     simultaneous_step(nets, x, completed_epochs=0)
 
-    # The same random stream by hand: noise, D's masks on the data, then on the fakes.
+    # The same random stream by hand: noise, then D's masks for the data and the fakes together.
     torch.manual_seed(7)
     z = sample_noise(25, tiny_params.model)
-    p_real = torch.sigmoid(D(x))
-    p_fake = torch.sigmoid(D(G(z)))
+    masks = draw_masks(D, 50, torch.device("cpu"))
+    real_masks, fake_masks = [m[:25] for m in masks], [m[25:] for m in masks]
+    p_real = torch.sigmoid(masked_logits(D, x, real_masks))
+    p_fake = torch.sigmoid(masked_logits(D, G(z), fake_masks))
     loss_d = 0.5 * (-torch.log(p_real).mean() - torch.log(1 - p_fake).mean())
     loss_g = -torch.log(p_fake).mean()  # through the same dropped-out pass
     grads_d = torch.autograd.grad(loss_d, list(D.parameters()), retain_graph=True)

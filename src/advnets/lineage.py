@@ -169,6 +169,7 @@ def workspace_lineage(root: Path, uri: str | None = None) -> Lineage:
     finder = RunFinder(uri)
     declared = tracking._stages(root, "dvc.yaml")
     locked = {name: entry for name, entry in tracking._stages(root, "dvc.lock").items() if name in declared}
+    locked_md5s = tracking.locked_md5s(root)
     stages, mismatches = [], []
     for stage in declared:
         if stage not in locked:
@@ -177,7 +178,7 @@ def workspace_lineage(root: Path, uri: str | None = None) -> Lineage:
         outputs = []
         for out in locked[stage].get("outs", []):
             path, locked_md5 = out["path"], out["md5"]
-            md5 = tracking.content_md5(root, path)
+            md5 = tracking.content_md5(root, path, locked_md5s)
             runs = finder.recorded(path, md5) if md5 else []
             outputs.append(FileRecord(path, md5, locked_md5, runs))
             if md5 and stage != "download" and not any(run["stage"] == stage for run in runs):
@@ -238,7 +239,7 @@ def run_lineage(root: Path, run_id: str, uri: str | None = None) -> Lineage:
         if not files:
             mismatches.append(f"run {r.info.run_id}: recorded no file md5s (made before lineage tags?)")
         for path, md5 in sorted(files.items()):
-            disk = tracking.content_md5(root, path)
+            disk = tracking.content_md5(root, path, locked)
             where = f"run {r.info.run_id} ({r.data.tags.get('DVC_STAGE', '?')}) recorded {path} as {md5}"
             if disk != md5:
                 mismatches.append(f"{path}: {where}, the workspace holds {disk or 'nothing'}")

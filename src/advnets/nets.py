@@ -8,6 +8,7 @@ from params, so other datasets reuse this code.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -77,6 +78,16 @@ class Discriminator(nn.Sequential):
         layers += [nn.Dropout(1 - keep), nn.Linear(width, 1)]
         super().__init__(*layers)
         _init_uniform(self, init_range)
+        self.keeps = [keep_input] + [keep_hidden] * len(units)
+
+    def layers(self) -> Iterator[tuple[float, nn.Linear, int | None]]:
+        """Per layer: the keep probability of the dropout on its input, its linear map, and its
+        maxout pieces (None for the output layer)."""
+        for keep, layer in zip(self.keeps, list(self)[1::2]):
+            if isinstance(layer, Maxout):
+                yield keep, layer.linear, layer.pieces
+            else:
+                yield keep, layer, None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of shape [B]."""

@@ -31,7 +31,8 @@ class ClassicalMomentumSGD(torch.optim.SGD):
     """
 
     def __init__(self, params, train: TrainParams):
-        super().__init__(params, lr=train.lr, momentum=train.momentum_start)
+        # fused: one kernel per parameter for the whole update (CPU and CUDA).
+        super().__init__(params, lr=train.lr, momentum=train.momentum_start, fused=True)
         self.train_params = train
         self.steps_done = 0
 

@@ -76,14 +76,15 @@ def experiment_id(name: str, root: Path) -> str:
 
 
 def git_state(root: Path) -> dict[str, str]:
-    """The commit, and whether the tree differs from it outside what DVC manages (dvc.lock and
-    the stages' outputs are rewritten by every `dvc repro`; their content is in the md5 tags)."""
+    """The commit, and whether the tree differs from it outside what DVC manages: dvc.lock and
+    the stages' outputs are rewritten by every `dvc repro` (their content is in the md5 tags), and
+    params.yaml by `dvc exp run -S` (every run logs the params it read)."""
 
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
         return done.stdout if done.returncode == 0 else ""
 
-    managed = ["dvc.lock", *_outputs(root)]
+    managed = ["dvc.lock", "params.yaml", *_outputs(root)]
     changed = [line[3:].strip('"') for line in git("status", "--porcelain", "--untracked-files=all").splitlines()]
     dirty = [
         path for path in changed
@@ -103,17 +104,20 @@ def _out_paths(entries: list) -> list[str]:
     return [entry if isinstance(entry, str) else next(iter(entry)) for entry in entries]
 
 
-def _outputs(root: Path, stage: str | None = None) -> list[str]:
-    """The outputs dvc.yaml declares, of one stage or all."""
-    stages = _stages(root, "dvc.yaml")
-    chosen = [stages.get(stage, {})] if stage else list(stages.values())
-    return [path for s in chosen for key in ("outs", "metrics", "plots") for path in _out_paths(s.get(key, []))]
+def _stage_outputs(declared: dict[str, Any]) -> list[str]:
+    """The outputs (outs, metrics, plots) of one stage's dvc.yaml entry."""
+    return [path for key in ("outs", "metrics", "plots") for path in _out_paths(declared.get(key, []))]
+
+
+def _outputs(root: Path) -> list[str]:
+    """The outputs dvc.yaml declares, of every stage."""
+    return [path for declared in _stages(root, "dvc.yaml").values() for path in _stage_outputs(declared)]
 
 
 def stage_files(root: Path, stage: str) -> dict[str, list[str]]:
     """A stage's dependency and output paths as dvc.yaml declares them."""
     declared = _stages(root, "dvc.yaml").get(stage, {})
-    return {"deps": list(declared.get("deps", [])), "outs": _outputs(root, stage)}
+    return {"deps": list(declared.get("deps", [])), "outs": _stage_outputs(declared)}
 
 
 def locked_md5s(root: Path) -> dict[str, str]:
@@ -125,20 +129,23 @@ def locked_md5s(root: Path) -> dict[str, str]:
     return {entry["path"]: entry["md5"] for entry in entries}
 
 
-def content_md5(root: Path, path: str) -> str | None:
-    """A file's md5 (what DVC records for it); a folder's as dvc.lock records it; None if unknown."""
+def content_md5(root: Path, path: str, locked: dict[str, str] | None = None) -> str | None:
+    """A file's md5 (what DVC records for it); a folder's as dvc.lock records it (`locked`: that
+    mapping, read once by a caller with many paths); None if unknown."""
     target = root / path
     if target.is_file():
         return md5_of(target)
-    return locked_md5s(root).get(path) if target.is_dir() else None
+    if not target.is_dir():
+        return None
+    return (locked if locked is not None else locked_md5s(root)).get(path)
 
 
 def file_tags(root: Path, stage: str) -> dict[str, str]:
     """`dvc.md5.<path>` for each dependency and output of the stage that exists now."""
-    files = stage_files(root, stage)
+    files, locked = stage_files(root, stage), locked_md5s(root)
     tags = {}
     for path in [*files["deps"], *files["outs"]]:
-        md5 = content_md5(root, path)
+        md5 = content_md5(root, path, locked)
         if md5:
             tags[f"{MD5_TAG}{path}"] = md5
     return tags

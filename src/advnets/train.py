@@ -104,7 +104,8 @@ def run_training(
 
 def _selection_params(params: Params) -> dict:
     """The evaluation params the selection reads (it chooses sigma as the Parzen protocol does)."""
-    return {key: params.flat("parzen")[key] for key in ("parzen.sigmas", "parzen.valid_points")}
+    parzen = params.flat("parzen")
+    return {key: parzen[key] for key in ("parzen.sigmas", "parzen.valid_points")}
 
 
 def _score_epoch(trainer: Trainer, selector: Selector, scores: list[dict]) -> dict[str, float]:

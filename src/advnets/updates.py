@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from advnets import discriminator_pass
 from advnets.nets import Discriminator, Generator, build_nets, sample_noise
 from advnets.params import ModelParams, TrainParams
 from advnets.schedule import ClassicalMomentumSGD
@@ -69,15 +70,25 @@ def _apply(params, grads, optimizer: ClassicalMomentumSGD, completed_epochs: int
 
 
 def simultaneous_step(nets: Nets, x: torch.Tensor, completed_epochs: int) -> tuple[DStats, torch.Tensor]:
+    """One D pass over data and fakes (independent dropout masks) gives both losses; D's
+    backward is done by hand for both at once (advnets.discriminator_pass), G's by autograd."""
     g_params = list(nets.generator.parameters())
     d_params = list(nets.discriminator.parameters())
-    z = sample_noise(len(x), nets.model, x.device)
-    real_logits = nets.discriminator(x)  # independent dropout masks for the two passes
-    fake_logits = nets.discriminator(nets.generator(z))
+    batch = len(x)
+    z = sample_noise(batch, nets.model, x.device)
+    fakes = nets.generator(z)
+    masks = discriminator_pass.draw_masks(nets.discriminator, 2 * batch, x.device)
+    logits, saved = discriminator_pass.forward(nets.discriminator, torch.cat([x, fakes.detach()]), masks)
+    logits.requires_grad_()
+    real_logits, fake_logits = logits[:batch], logits[batch:]
     loss_d = d_loss(real_logits, fake_logits, nets.train.d_loss_scale)
     loss_g = g_loss(fake_logits, nets.train.g_loss)
-    d_grads = torch.autograd.grad(loss_d, d_params, retain_graph=True)
-    g_grads = torch.autograd.grad(loss_g, g_params)  # both at the pre-update parameters
+    (d_logit_grad,) = torch.autograd.grad(loss_d, logits)
+    (g_logit_grad,) = torch.autograd.grad(loss_g, logits)
+    d_grads, fake_grad = discriminator_pass.backward(
+        nets.discriminator, masks, saved, d_logit_grad, g_logit_grad[batch:]
+    )
+    g_grads = torch.autograd.grad(fakes, g_params, fake_grad)  # both at the pre-update parameters
     _apply(d_params, d_grads, nets.opt_d, completed_epochs)
     _apply(g_params, g_grads, nets.opt_g, completed_epochs)
     stats = DStats(loss_d.detach(), _mean_prob(real_logits), _mean_prob(fake_logits))
