@@ -74,11 +74,11 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
+    from advnets.evaluate import score_generator
     from advnets.params import load_params
-    from advnets.publish import score
 
     root = Path(args.root).resolve()
-    result = score(Path(args.generator), load_params(root / "params.yaml"), root / "data")
+    result = score_generator(Path(args.generator), load_params(root / "params.yaml"), root / "data")
     print(f"{args.generator}: Parzen log-likelihood on {result.n_test} test images "
           f"{result.test_ll_mean:.2f} ± {result.test_ll_se:.2f} (sigma {result.sigma:.4f}, {result.n_samples} samples)")
     return 0

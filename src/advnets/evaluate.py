@@ -16,7 +16,7 @@ from advnets.data import load_mnist, md5_of
 from advnets.device import resolve_device
 from advnets.params import Params
 from advnets.parzen import PAPER_SOURCE, PAPER_TABLE1_MNIST, ParzenResult, evaluate
-from advnets.sampling import load_samples
+from advnets.sampling import draw_samples, load_generator, load_samples
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,12 @@ def score_samples(samples: torch.Tensor, params: Params, data_root: str | Path =
     valid = load_mnist("valid", data_root)[0][: config.valid_points]
     test = load_mnist("test", data_root)[0][: config.test_points]
     return evaluate(samples.to(resolve_device(config.device)), valid, test, config.sigmas, config.chunk_size)
+
+
+def score_generator(generator_path: Path, params: Params, data_root: str | Path = "data") -> ParzenResult:
+    """The sample and parzen stages' protocol on a generator file, writing nothing."""
+    generator = load_generator(generator_path, params.model)
+    return score_samples(draw_samples(generator, params.model, params.sample.n, params.sample.seed), params, data_root)
 
 
 def run_parzen(params: Params, data_root: str | Path = "data", files: ParzenFiles = ParzenFiles()) -> dict:

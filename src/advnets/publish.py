@@ -1,6 +1,6 @@
 """Published weights: a training run's selected generator copied into the repository
 (results/mnist/seed-N/generator.pt) beside the lineage it was made with, so anyone can score it
-without retraining and without our MLflow store; and scoring such a file by the paper's protocol."""
+without retraining and without our MLflow store (`evaluate.score_generator` scores such a file)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,6 @@ from advnets import tracking
 from advnets.atomic import atomic_path, write_text
 from advnets.data import md5_of
 from advnets.errors import AdvnetsError
-from advnets.evaluate import score_samples
-from advnets.params import Params
-from advnets.parzen import ParzenResult
-from advnets.sampling import draw_samples, load_generator
 
 GENERATOR = "models/generator.pt"
 RESULTS = Path("results/mnist")
@@ -88,12 +84,6 @@ def run_lineage_record(run: mlflow.entities.Run) -> dict[str, Any]:
 def published(root: Path, results: Path = RESULTS) -> list[Path]:
     """The published generators under root, by seed folder."""
     return sorted((root / results).glob("seed-*/generator.pt"))
-
-
-def score(generator_path: Path, params: Params, data_root: Path = Path("data")) -> ParzenResult:
-    """The sample and parzen stages' protocol on a generator file, writing nothing."""
-    generator = load_generator(generator_path, params.model)
-    return score_samples(draw_samples(generator, params.model, params.sample.n, params.sample.seed), params, data_root)
 
 
 def recorded_files(tags: dict[str, str]) -> dict[str, str]:
