@@ -7,16 +7,21 @@ from advnets import tracking
 from advnets.atomic import write_text
 from advnets.params import load_params
 from advnets.report import results_markdown
+from advnets.seeds import stored_summary
 from advnets.stage import run_stage
 
 RESULTS = "metrics/results.md"
+SEEDS = Path("metrics/seeds.json")  # written by `advnets seeds` from the MLflow store
 
 
 def main() -> None:
     params = load_params()
     metrics = {name: json.loads(Path(f"metrics/{name}.json").read_text()) for name in ("train", "parzen", "toy")}
-    write_text(RESULTS, results_markdown(params, metrics["train"], metrics["parzen"], metrics["toy"]))
-    read = {"train.seed": params.train.seed, "train.update": params.train.update}  # its params in dvc.yaml
+    seeds = stored_summary(params, SEEDS)
+    write_text(RESULTS, results_markdown(params, metrics["train"], metrics["parzen"], metrics["toy"], seeds))
+    # its params in dvc.yaml: the configuration, not where the data came from or how Parzen ran
+    unlisted = {"data.mirror", "parzen.chunk_size", "parzen.device"}
+    read = {k: v for k, v in params.flat("data", "model", "train", "select", "sample", "parzen").items() if k not in unlisted}
     tracking.record_stage("report", read, artifacts=[RESULTS])
 
 

@@ -53,7 +53,8 @@ class PipelineCopy:
 
     def __init__(self, root: Path, mirror: Path):
         self.root = root
-        for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
+        (root / "metrics").mkdir()
+        for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "metrics/seeds.json"):
             shutil.copy2(REPO / name, root / name)
         for folder in ("stages", "src"):
             shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))

@@ -28,3 +28,26 @@ def test_table_has_the_paper_rows_ours_and_the_calibration(raw_params):
     assert "real training images as the samples (σ = 0.1668) | 241.2 ± 2.1 |" in text
     assert "| g at step 0 | 0.1000 | -1.1860 |" in text
     assert "(../figures/figure2.png)" in text
+
+
+SEEDS = {
+    "n_seeds": 2, "test_ll_mean": 222.5, "test_ll_sd": 3.54,
+    "seeds": [
+        {"seed": 0, "test_ll_mean": 220.0, "test_ll_se": 2.1, "selected_epoch": 245, "run_id": "abc",
+         "dvc_experiment": None, "git_commit": "38f4b06ee3", "generator_md5": "cf1a"},
+        {"seed": 1, "test_ll_mean": 225.0, "test_ll_se": 2.2, "selected_epoch": 240, "run_id": "def",
+         "dvc_experiment": "seed-1", "git_commit": "e72f76d0aa", "generator_md5": "99b2"},
+    ],
+}
+
+
+def test_seeds_of_this_configuration_are_tabulated_with_their_mean_and_sd(raw_params):
+    text = results_markdown(validate(raw_params), TRAIN, PARZEN, TOY, SEEDS)
+    assert "| **advnets: 2 seeds (0, 1), mean ± sd across seeds** | **222.5 ± 3.5** |" in text
+    assert "| 1 | 225.0 ± 2.2 | 240 | `def` | seed-1 | e72f76d | `99b2` |" in text
+    assert "Mean over 2 seed(s): 222.5, sd 3.5." in text
+
+
+def test_without_a_summary_of_this_configuration_the_report_says_how_to_make_one(raw_params):
+    text = results_markdown(validate(raw_params), TRAIN, PARZEN, TOY, None)
+    assert "mean ± sd across seeds" not in text and "`advnets seeds`" in text

@@ -1,4 +1,5 @@
 import copy
+import json
 import statistics
 
 import mlflow
@@ -6,7 +7,7 @@ import pytest
 
 from advnets import tracking
 from advnets.params import validate
-from advnets.seeds import seed_summary, summarise, variants, variants_markdown
+from advnets.seeds import config_filter, seed_summary, stored_summary, summarise, variants, variants_markdown
 from conftest import override
 
 
@@ -74,3 +75,16 @@ def test_variants_group_runs_by_their_changes_from_the_configuration(workdir, ra
     text = variants_markdown(table)
     assert "| none (the paper's configuration) | 2 | 182.0 | 2.8 |" in text
     assert "| `train.update=alternating` | 2 | 193.0 | 4.2 |" in text
+
+
+def test_a_stored_summary_is_used_only_for_its_own_configuration(tmp_path, raw_params):
+    params = validate(copy.deepcopy(raw_params))
+    path = tmp_path / "seeds.json"
+    assert stored_summary(params, path) is None  # none written yet
+    rows = [{"seed": s, "test_ll_mean": v} for s, v in [(0, 220.0), (1, 226.0)]]
+    path.write_text(json.dumps({"config": config_filter(params), **summarise(rows)}))
+    assert stored_summary(params, path)["test_ll_mean"] == pytest.approx(223.0)
+    other_seed = validate(override(copy.deepcopy(raw_params), {"train": {"seed": 5}}))
+    assert stored_summary(other_seed, path) is not None  # the seed is not part of the configuration
+    other_lr = validate(override(copy.deepcopy(raw_params), {"train": {"lr": 0.05}}))
+    assert stored_summary(other_lr, path) is None

@@ -17,7 +17,14 @@ FIGURES = {
 }
 
 
-def results_markdown(params: Params, train: dict[str, Any], parzen: dict[str, Any], toy: dict[str, Any]) -> str:
+def results_markdown(
+    params: Params,
+    train: dict[str, Any],
+    parzen: dict[str, Any],
+    toy: dict[str, Any],
+    seeds: dict[str, Any] | None = None,
+) -> str:
+    """seeds: metrics/seeds.json (`advnets seeds`) when it summarises this configuration."""
     paper = parzen["baselines"]["paper_table1"]
     real = parzen["baselines"]["real_training_images"]
     t = params.train
@@ -36,12 +43,14 @@ def results_markdown(params: Params, train: dict[str, Any], parzen: dict[str, An
         "|---|---|---|",
         *(f"| {name} | {row['mean']:g} ± {row['se']:g} | paper |" for name, row in paper.items() if name != "source"),
         f"| **{ours}** | **{parzen['test_ll_mean']:.1f} ± {parzen['test_ll_se']:.1f}** | `metrics/parzen.json` |",
+        *_seeds_row(seeds),
         f"| calibration: {real['n_samples']} real training images as the samples "
         f"(σ = {real['sigma']:.4f}) | {real['test_ll_mean']:.1f} ± {real['test_ll_se']:.1f} | same protocol |",
         "",
         f"Paper rows: {paper['source']}. The Parzen estimate rewards samples close to test images, "
         "not likelihood; read it beside the calibration row (Theis et al. 2016).",
         "",
+        *_seeds_section(seeds),
         "## Training",
         "",
         f"The generator scored is epoch {train['selected_epoch']}'s, the best of every "
@@ -78,3 +87,38 @@ def results_markdown(params: Params, train: dict[str, Any], parzen: dict[str, An
         "",
     ]
     return "\n".join(lines)
+
+
+def _seeds_row(seeds: dict[str, Any] | None) -> list[str]:
+    if not seeds or seeds["n_seeds"] < 2:
+        return []
+    listed = ", ".join(str(row["seed"]) for row in seeds["seeds"])
+    return [
+        f"| **advnets: {seeds['n_seeds']} seeds ({listed}), mean ± sd across seeds** | "
+        f"**{seeds['test_ll_mean']:.1f} ± {seeds['test_ll_sd']:.1f}** | `metrics/seeds.json` |"
+    ]
+
+
+def _seeds_section(seeds: dict[str, Any] | None) -> list[str]:
+    lines = ["## Seeds", ""]
+    if not seeds:
+        return lines + [
+            "`metrics/seeds.json` does not summarise this configuration: train more seeds "
+            "(`dvc exp run -S train.seed=N`), then run `advnets seeds` and `dvc repro`.",
+            "",
+        ]
+    lines += [
+        "Every seed of this configuration in the MLflow store (`advnets seeds`; the newest run of each seed):",
+        "",
+        "| seed | test log-likelihood | selected epoch | MLflow run | DVC experiment | commit | generator md5 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in seeds["seeds"]:
+        se = f" ± {row['test_ll_se']:.1f}" if row["test_ll_se"] is not None else ""
+        lines.append(
+            f"| {row['seed']} | {row['test_ll_mean']:.1f}{se} | {row['selected_epoch'] or 'last'} | "
+            f"`{row['run_id']}` | {row['dvc_experiment'] or '–'} | {(row['git_commit'] or '?')[:7]} | "
+            f"`{row['generator_md5']}` |"
+        )
+    sd = f", sd {seeds['test_ll_sd']:.1f}" if seeds["test_ll_sd"] is not None else ""
+    return lines + ["", f"Mean over {seeds['n_seeds']} seed(s): {seeds['test_ll_mean']:.1f}{sd}.", ""]

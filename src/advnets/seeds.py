@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -109,6 +110,14 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "test_ll_sd": statistics.stdev(scores) if len(scores) > 1 else None,
         "seeds": rows,
     }
+
+
+def stored_summary(params: Params, path: Path) -> dict[str, Any] | None:
+    """The summary `advnets seeds` wrote to path, if there is one and it is of this configuration."""
+    if not path.is_file():
+        return None
+    summary = json.loads(path.read_text())
+    return summary if summary.get("config") == config_filter(params) and summary.get("n_seeds") else None
 
 
 def seed_summary(params: Params, uri: str) -> dict[str, Any]:
