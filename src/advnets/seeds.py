@@ -18,6 +18,10 @@ from advnets.publish import run_lineage_record
 # Keys that change no result: where it ran, how often it logged, where the data came from.
 NOT_CONFIG = {"train.seed", "train.device", "train.grid_every", "data.mirror", "parzen.chunk_size", "parzen.device"}
 SCORE = "parzen.test_ll_mean"
+VALIDATION = "select.valid_ll"
+# Runs of different lengths (an ablation cut short, a long run) compare at equal epochs: the
+# validation score at these epochs, where a run scored them.
+CURVE_EPOCHS = (50, 100, 250, 500, 1000)
 
 
 def config_filter(params: Params) -> dict[str, str]:
@@ -69,7 +73,11 @@ def variants(params: Params, uri: str) -> list[dict[str, Any]]:
     for run in scored_runs(params, uri):
         diff = changes(run, wanted)
         groups.setdefault(json.dumps(diff), (diff, []))[1].append(run)
-    table = [{"changes": diff, **summarise([seed_row(r) for r in newest_per_seed(runs)])} for diff, runs in groups.values()]
+    client = mlflow.MlflowClient(uri)
+    table = [
+        {"changes": diff, **summarise([seed_row(r, client) for r in newest_per_seed(runs)])}
+        for diff, runs in groups.values()
+    ]
     return sorted(table, key=lambda row: (bool(row["changes"]), -row["test_ll_mean"]))
 
 
@@ -79,35 +87,49 @@ def variants_markdown(table: list[dict[str, Any]]) -> str:
         "",
         "Written by `advnets variants` from the MLflow store; changes are relative to params.yaml.",
         "",
-        "| changes from params.yaml | seeds | mean | sd across seeds | selected epochs | commits |",
-        "|---|---|---|---|---|---|",
+        "Test: the selected generators' Parzen log-likelihood on the test set, mean and sd across "
+        "seeds. Validation at epoch N: the selection's score of epoch N's generator (mean across "
+        "seeds), so runs of different lengths compare at equal epochs.",
+        "",
+        "| changes from params.yaml | seeds | test mean | sd across seeds | selected epochs | "
+        + " | ".join(f"validation at {epoch}" for epoch in CURVE_EPOCHS)
+        + " | commits |",
+        "|---|---|---|---|---|" + "---|" * len(CURVE_EPOCHS) + "---|",
     ]
     for row in table:
         changed = ", ".join(f"`{k}={v}`" for k, v in row["changes"].items()) or "none (the paper's configuration)"
         sd = f"{row['test_ll_sd']:.1f}" if row["test_ll_sd"] is not None else "–"
         epochs = ", ".join(str(seed["selected_epoch"] or "last") for seed in row["seeds"])
         commits = ", ".join(sorted({(seed["git_commit"] or "?")[:7] for seed in row["seeds"]}))
-        lines.append(f"| {changed} | {row['n_seeds']} | {row['test_ll_mean']:.1f} | {sd} | {epochs} | {commits} |")
+        curve = " | ".join(
+            f"{row['valid_ll_at'][str(epoch)]:.1f}" if str(epoch) in row["valid_ll_at"] else "–" for epoch in CURVE_EPOCHS
+        )
+        lines.append(f"| {changed} | {row['n_seeds']} | {row['test_ll_mean']:.1f} | {sd} | {epochs} | {curve} | {commits} |")
     return "\n".join(lines) + "\n"
 
 
-def seed_row(run: mlflow.entities.Run) -> dict[str, Any]:
+def seed_row(run: mlflow.entities.Run, client: mlflow.MlflowClient) -> dict[str, Any]:
     record = run_lineage_record(run)
+    curve = {m.step: m.value for m in client.get_metric_history(run.info.run_id, VALIDATION)}
     return {
         "seed": int(run.data.params["train.seed"]),
         "test_ll_mean": record["parzen"]["test_ll_mean"],
         "test_ll_se": record["parzen"].get("test_ll_se"),
         **{key: record[key] for key in ("selected_epoch", "run_id", "dvc_experiment", "git_commit", "generator_md5")},
+        "valid_ll_at": {str(epoch): curve[epoch] for epoch in CURVE_EPOCHS if epoch in curve},
     }
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean and sample standard deviation (n - 1) of the seeds' test log-likelihoods."""
+    """Mean and sample standard deviation (n - 1) of the seeds' test log-likelihoods, and the mean
+    validation score at each of CURVE_EPOCHS that some seed reached."""
     scores = [row["test_ll_mean"] for row in rows]
+    at = {epoch: [row["valid_ll_at"][epoch] for row in rows if epoch in row.get("valid_ll_at", {})] for epoch in map(str, CURVE_EPOCHS)}
     return {
         "n_seeds": len(rows),
         "test_ll_mean": statistics.fmean(scores) if scores else None,
         "test_ll_sd": statistics.stdev(scores) if len(scores) > 1 else None,
+        "valid_ll_at": {epoch: statistics.fmean(values) for epoch, values in at.items() if values},
         "seeds": rows,
     }
 
@@ -121,5 +143,6 @@ def stored_summary(params: Params, path: Path) -> dict[str, Any] | None:
 
 
 def seed_summary(params: Params, uri: str) -> dict[str, Any]:
-    return {"config": config_filter(params), **summarise([seed_row(run) for run in seed_runs(params, uri)])}
+    client = mlflow.MlflowClient(uri)
+    return {"config": config_filter(params), **summarise([seed_row(run, client) for run in seed_runs(params, uri)])}
 
