@@ -67,7 +67,9 @@ def backward(
     for the fakes' logits. The fakes are the last len(g_grad) rows of the forward pass."""
     rows, n_fake = len(d_grad), len(g_grad)
     fakes = slice(rows - n_fake, rows)
-    delta = torch.cat([d_grad, g_grad]).unsqueeze(-1)  # [rows + n_fake, layer outputs]
+    # One stacked batch [rows + n_fake, layer outputs]: the D loss's gradient for data and fakes,
+    # then the G loss's for the fakes (whose masks and maxout choices it shares).
+    delta = torch.cat([d_grad, g_grad]).unsqueeze(-1)
     param_grads: list[torch.Tensor] = []
     layers = list(discriminator.layers())
     for i in reversed(range(len(layers))):
