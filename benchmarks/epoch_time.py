@@ -1,0 +1,100 @@
+"""Wall time of MNIST training epochs as the train stage runs them, on real MNIST.
+
+Runs advnets' Trainer (the train stage's loop: steps, per-epoch monitor) with params.yaml's
+configuration, optionally changed by --set, and prints each epoch's seconds: the steps alone, the
+whole epoch, and, every select.every epochs with --select, the validation selection score and its
+time. No MLflow or DVC: a speed check, or a quick look at how a configuration learns on a machine
+without the tracking stack. --json writes the rows with the params, commit and data md5s.
+
+    python benchmarks/epoch_time.py [--device cpu|cuda] [--epochs 5] [--select] [--set train.seed=3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from advnets.data import load_mnist, md5_of
+from advnets.params import read_yaml, validate
+from advnets.selection import Selector
+from advnets.trainer import Trainer
+
+
+def params_with(overrides: list[str]):
+    """params.yaml with `section.key=value` overrides (values parsed as YAML), validated."""
+    raw = read_yaml()
+    for item in overrides:
+        key, _, value = item.partition("=")
+        section, _, name = key.partition(".")
+        if section not in raw or not name:
+            raise SystemExit(f"--set {item}: expected section.key=value with a params.yaml section")
+        raw[section][name] = yaml.safe_load(value)
+    return validate(raw, source="params.yaml with --set")
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--data", default="data", help="root holding mnist/ (run `dvc repro download`)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="change a param")
+    parser.add_argument("--select", action="store_true", help="score on validation every select.every epochs")
+    parser.add_argument("--json", type=Path, help="write params, commit and rows here")
+    args = parser.parse_args()
+    params = params_with(args.set + [f"train.epochs={args.epochs}"])
+    device = torch.device(args.device)
+
+    train_images, valid_images = load_mnist("train", args.data)[0], load_mnist("valid", args.data)[0]
+    trainer = Trainer(params, train_images, valid_images, device)
+    selector = Selector(params, valid_images, device) if args.select else None
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"device: {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"{trainer.batches_per_epoch} steps per epoch, changed: {args.set or 'nothing'}", flush=True)
+
+    data = {split: md5_of(Path(args.data) / "mnist" / f"{split}.pt") for split in ("train", "valid")}
+    record = {"commit": commit(), "device": name, "torch": torch.__version__, "changed": args.set,
+              "params": params.model_dump(), "data_md5": data}
+    rows = []
+    for _ in range(args.epochs):
+        sync(device)
+        start = time.perf_counter()
+        row = trainer.train_epoch()
+        sync(device)
+        row["epoch_seconds"] = time.perf_counter() - start
+        if selector is not None and selector.due(trainer.epoch):
+            start = time.perf_counter()
+            row.update({f"select.{k}": v for k, v in selector.score(trainer.nets.generator).items()})
+            sync(device)
+            row["select_seconds"] = time.perf_counter() - start
+        rows.append(row)
+        score = f"  validation {row['select.valid_ll']:7.2f} ({row['select_seconds']:.2f} s)" if "select.valid_ll" in row else ""
+        print(f"epoch {row['epoch']:4d}: steps {row['seconds']:6.2f} s, epoch {row['epoch_seconds']:6.2f} s, "
+              f"{row['images_per_s']:8.0f} images/s, monitor {row['valid_parzen']:7.2f}{score}", flush=True)
+        if args.json:  # after every epoch, so a run cut short still leaves its rows
+            args.json.write_text(json.dumps({**record, "rows": rows}, indent=1) + "\n")
+
+    steady = rows[1:] or rows  # the first epoch includes warm-up (allocator, kernels, caches)
+    mean = sum(r["epoch_seconds"] for r in steady) / len(steady)
+    print(f"mean over epochs 2-{len(rows)}: {mean:.3f} s per epoch ({trainer.batches_per_epoch} steps)")
+
+
+if __name__ == "__main__":
+    main()
