@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from advnets.params import validate
-from advnets.schedule import ClassicalMomentumSGD, learning_rate, momentum
+from advnets.schedule import ClassicalMomentumSGD, OptimizerStateError, learning_rate, momentum
 
 
 def test_learning_rate_decays_every_step_to_a_floor(raw_params):
@@ -44,3 +44,15 @@ def test_optimizer_state_round_trips_the_step_count(raw_params):
     restored = ClassicalMomentumSGD([param], train)
     restored.load_state_dict(optimizer.state_dict())
     assert restored.steps_done == 1
+
+
+def test_state_from_the_earlier_unscaled_momentum_is_refused(raw_params):
+    train = validate(raw_params).train
+    param = torch.nn.Parameter(torch.ones(2))
+    optimizer = ClassicalMomentumSGD([param], train)
+    param.grad = torch.ones(2)
+    optimizer.step_with_schedule(0)
+    earlier = optimizer.state_dict()
+    del earlier["form"]
+    with pytest.raises(OptimizerStateError, match="remove the checkpoint"):
+        ClassicalMomentumSGD([param], train).load_state_dict(earlier)

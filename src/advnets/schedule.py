@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import torch
 
+from advnets.errors import AdvnetsError
 from advnets.params import TrainParams
+
+
+class OptimizerStateError(AdvnetsError, ValueError):
+    """A saved optimizer state this code cannot continue."""
 
 
 def learning_rate(train: TrainParams, step: int) -> float:
@@ -23,35 +28,59 @@ def momentum(train: TrainParams, completed_epochs: int) -> float:
 
 
 class ClassicalMomentumSGD(torch.optim.SGD):
-    """pylearn2's classical momentum, inc = mu * inc - lr_t * g; w += inc, on torch's SGD.
+    """pylearn2's classical momentum, inc = mu * inc - lr_t * g; w += inc, on torch's fused SGD.
 
-    torch.optim.SGD keeps v = m * v + g and steps w -= lr_t * v, i.e. inc_t = m * lr_t / lr_{t-1}
-    * inc_{t-1} - lr_t * g. Setting m = mu * lr_{t-1} / lr_t makes the two identical while the
-    learning rate decays every step.
+    torch's SGD with lr 1 keeps v = m * v + g' and steps w -= v. Fed g' = lr_t * g and m = mu, its
+    v is exactly -inc. A step is split in two: `schedule` (host: lr_t into a device tensor, mu into
+    the param group, the step counted) and `apply` (device work only, with no per-step constant,
+    so a CUDA graph can capture it; mu is a constant of the kernel and changes once per epoch).
     """
 
+    STATE_FORM = "lr-scaled"  # the momentum buffers hold lr-scaled increments (-inc)
+
     def __init__(self, params, train: TrainParams):
-        # fused: one kernel per parameter for the whole update (CPU and CUDA).
-        super().__init__(params, lr=train.lr, momentum=train.momentum_start, fused=True)
+        super().__init__(params, lr=1.0, momentum=train.momentum_start, fused=True)
         self.train_params = train
         self.steps_done = 0
+        self.rate: torch.Tensor | None = None  # lr_t, on the parameters' device, in their dtype
 
-    def step_with_schedule(self, completed_epochs: int) -> None:
-        lr_now = learning_rate(self.train_params, self.steps_done)
-        lr_prev = learning_rate(self.train_params, self.steps_done - 1) if self.steps_done else lr_now
+    def _params(self) -> list[torch.Tensor]:
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def schedule(self, completed_epochs: int) -> None:
+        """Set lr_t and mu for the next step and count it."""
+        first = self._params()[0]
+        if self.rate is None or self.rate.device != first.device:  # the nets moved to a device
+            self.rate = torch.empty((), dtype=first.dtype, device=first.device)
+        self.rate.fill_(learning_rate(self.train_params, self.steps_done))
         mu = momentum(self.train_params, completed_epochs)
         for group in self.param_groups:
-            group["lr"] = lr_now
-            group["momentum"] = mu * lr_prev / lr_now
-        self.step()
+            group["momentum"] = mu
         self.steps_done += 1
+
+    def apply(self, grads: list[torch.Tensor]) -> None:
+        """Step with these gradients (one per parameter, in order) at the scheduled lr_t and mu."""
+        for param, grad in zip(self._params(), torch._foreach_mul(grads, self.rate)):
+            param.grad = grad
+        self.step()
+
+    def step_with_schedule(self, completed_epochs: int) -> None:
+        """schedule, then apply the gradients in .grad."""
+        self.schedule(completed_epochs)
+        self.apply([p.grad for p in self._params()])
 
     def state_dict(self):
         state = super().state_dict()
         state["steps_done"] = self.steps_done
+        state["form"] = self.STATE_FORM
         return state
 
     def load_state_dict(self, state_dict):
         state_dict = dict(state_dict)
+        if state_dict.pop("form", None) != self.STATE_FORM:
+            raise OptimizerStateError(
+                "optimizer state from an earlier advnets (momentum buffers not lr-scaled): it cannot "
+                "resume here; remove the checkpoint (models/checkpoint.pt) and train again"
+            )
         self.steps_done = state_dict.pop("steps_done")
         super().load_state_dict(state_dict)

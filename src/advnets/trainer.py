@@ -7,6 +7,7 @@ Per-step figures stay on the device and are read once per epoch (plus a progress
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from advnets.cuda_graph import GraphedSimultaneousStep
 from advnets.errors import AdvnetsError
 from advnets.nets import sample_noise
 from advnets.params import Params
@@ -50,6 +52,14 @@ class Trainer:
         self.monitor_z = sample_noise(params.train.monitor_samples, params.model, generator=fixed).to(device)
         self.grid_z = sample_noise(GRID_SIZE, params.model, generator=fixed).to(device)
         self.epoch = 0  # completed epochs
+        self._choose_step()
+
+    def _choose_step(self) -> None:
+        """The simultaneous step replays a CUDA graph on a GPU (advnets.cuda_graph), else runs eagerly."""
+        self.simultaneous_step = functools.partial(simultaneous_step, self.nets)
+        if self.device.type == "cuda" and self.params.train.update == "simultaneous":
+            batch = (self.params.train.batch_size, self.train_images.shape[1])
+            self.simultaneous_step = GraphedSimultaneousStep(self.nets, batch, self.device)
 
     @property
     def batches_per_epoch(self) -> int:
@@ -91,7 +101,7 @@ class Trainer:
         for b in bar:
             x = self.train_images[order[b * size : (b + 1) * size]]
             if train.update == "simultaneous":
-                d_stats, g_losses[b] = simultaneous_step(nets, x, self.epoch)
+                d_stats, g_losses[b] = self.simultaneous_step(x, self.epoch)
                 g_done += 1
             else:
                 d_stats = discriminator_step(nets, x, self.epoch)
@@ -170,4 +180,5 @@ class Trainer:
         self.nets.opt_g.load_state_dict(state["opt_g"])
         self.nets.opt_d.load_state_dict(state["opt_d"])
         self.rng_state = state["rng"]
+        self._choose_step()  # a graph captured before would point at the replaced optimizer state
 

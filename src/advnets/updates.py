@@ -63,17 +63,24 @@ class DStats:
     fake: torch.Tensor  # mean D(G(z))
 
 
-def _apply(params, grads, optimizer: ClassicalMomentumSGD, completed_epochs: int) -> None:
-    for param, grad in zip(params, grads):
-        param.grad = grad
-    optimizer.step_with_schedule(completed_epochs)
+def _step(optimizer: ClassicalMomentumSGD, grads, completed_epochs: int) -> None:
+    optimizer.schedule(completed_epochs)
+    optimizer.apply(list(grads))
 
 
 def simultaneous_step(nets: Nets, x: torch.Tensor, completed_epochs: int) -> tuple[DStats, torch.Tensor]:
-    """One D pass over data and fakes (independent dropout masks) gives both losses; D's
-    backward is done by hand for both at once (advnets.discriminator_pass), G's by autograd."""
+    """Schedule both optimizers' next step, then `simultaneous_update`."""
+    nets.opt_d.schedule(completed_epochs)
+    nets.opt_g.schedule(completed_epochs)
+    return simultaneous_update(nets, x)
+
+
+def simultaneous_update(nets: Nets, x: torch.Tensor) -> tuple[DStats, torch.Tensor]:
+    """The step's device work at the scheduled rates (what advnets.cuda_graph captures).
+
+    One D pass over data and fakes (independent dropout masks) gives both losses; D's backward is
+    done by hand for both at once (advnets.discriminator_pass), G's by autograd."""
     g_params = list(nets.generator.parameters())
-    d_params = list(nets.discriminator.parameters())
     batch = len(x)
     z = sample_noise(batch, nets.model, x.device)
     fakes = nets.generator(z)
@@ -89,8 +96,8 @@ def simultaneous_step(nets: Nets, x: torch.Tensor, completed_epochs: int) -> tup
         nets.discriminator, masks, saved, d_logit_grad, g_logit_grad[batch:]
     )
     g_grads = torch.autograd.grad(fakes, g_params, fake_grad)  # both at the pre-update parameters
-    _apply(d_params, d_grads, nets.opt_d, completed_epochs)
-    _apply(g_params, g_grads, nets.opt_g, completed_epochs)
+    nets.opt_d.apply(d_grads)
+    nets.opt_g.apply(list(g_grads))
     stats = DStats(loss_d.detach(), _mean_prob(real_logits), _mean_prob(fake_logits))
     return stats, loss_g.detach()
 
@@ -102,7 +109,7 @@ def discriminator_step(nets: Nets, x: torch.Tensor, completed_epochs: int) -> DS
     real_logits = nets.discriminator(x)
     fake_logits = nets.discriminator(fake)
     loss_d = d_loss(real_logits, fake_logits, nets.train.d_loss_scale)
-    _apply(d_params, torch.autograd.grad(loss_d, d_params), nets.opt_d, completed_epochs)
+    _step(nets.opt_d, torch.autograd.grad(loss_d, d_params), completed_epochs)
     return DStats(loss_d.detach(), _mean_prob(real_logits), _mean_prob(fake_logits))
 
 
@@ -110,7 +117,7 @@ def generator_step(nets: Nets, batch_size: int, device: torch.device, completed_
     g_params = list(nets.generator.parameters())
     fake_logits = nets.discriminator(nets.generator(sample_noise(batch_size, nets.model, device)))
     loss_g = g_loss(fake_logits, nets.train.g_loss)
-    _apply(g_params, torch.autograd.grad(loss_g, g_params), nets.opt_g, completed_epochs)
+    _step(nets.opt_g, torch.autograd.grad(loss_g, g_params), completed_epochs)
     return loss_g.detach()
 
 

@@ -1,0 +1,84 @@
+"""The CUDA-graph step against the eager step (GPU only: skipped where torch sees no CUDA device)."""
+
+import copy
+
+import pytest
+import torch
+
+from advnets.cuda_graph import EAGER_STEPS, GraphedSimultaneousStep
+from advnets.params import validate
+from advnets.trainer import Trainer
+from advnets.updates import Nets, simultaneous_step
+from conftest import TINY, override
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+CUDA = torch.device("cuda")
+
+
+def nets_on_gpu(params) -> Nets:
+    torch.manual_seed(0)
+    nets = Nets.create(params.model, params.train, 784)
+    nets.generator.to(CUDA).train()
+    nets.discriminator.to(CUDA).train()
+    return nets
+
+
+def run_steps(step, images, epochs_per_step):
+    """Steps on fixed batches; the completed-epoch count changes the momentum between steps."""
+    torch.cuda.manual_seed(1)
+    figures = []
+    for i, completed in enumerate(epochs_per_step):
+        stats, g_loss = step(images[i % 4 * 100 :][:100], completed)
+        figures.append(torch.stack([stats.loss, stats.real, stats.fake, g_loss]).clone())
+    return torch.stack(figures)
+
+
+@pytest.fixture
+def paper_params(raw_params):
+    return validate(copy.deepcopy(raw_params))
+
+
+@pytest.fixture
+def images():
+    return torch.rand(400, 784, generator=torch.Generator().manual_seed(2)).to(CUDA)
+
+
+# Two epochs of steps: the momentum changes after the eager steps, so the graph is captured twice.
+EPOCHS = [0] * (EAGER_STEPS + 4) + [1] * 4
+
+
+def test_graph_replay_matches_the_eager_step(paper_params, images):
+    eager_nets, graph_nets = nets_on_gpu(paper_params), nets_on_gpu(paper_params)
+    eager = run_steps(lambda x, e: simultaneous_step(eager_nets, x, e), images, EPOCHS)
+    graphed_step = GraphedSimultaneousStep(graph_nets, (100, 784), CUDA)
+    graphed = run_steps(graphed_step, images, EPOCHS)
+    assert graphed_step.captured_momentum == (graph_nets.opt_d.param_groups[0]["momentum"],) * 2
+    assert graph_nets.opt_d.steps_done == len(EPOCHS)
+    torch.testing.assert_close(graphed, eager, rtol=1e-5, atol=1e-6)
+    for a, b in zip(eager_nets.generator.parameters(), graph_nets.generator.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    for a, b in zip(eager_nets.discriminator.parameters(), graph_nets.discriminator.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_graph_replay_is_bit_identical_to_the_eager_step(paper_params, images):
+    eager_nets, graph_nets = nets_on_gpu(paper_params), nets_on_gpu(paper_params)
+    run_steps(lambda x, e: simultaneous_step(eager_nets, x, e), images, EPOCHS)
+    run_steps(GraphedSimultaneousStep(graph_nets, (100, 784), CUDA), images, EPOCHS)
+    for a, b in zip(eager_nets.discriminator.parameters(), graph_nets.discriminator.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_gpu_trainer_resumes_where_it_stopped(raw_params):
+    params = validate(override(copy.deepcopy(raw_params), {**TINY, "train": {**TINY["train"], "batches_per_epoch": 8}}))
+    images = torch.rand(200, 784, generator=torch.Generator().manual_seed(0))
+    straight = Trainer(params, images, images[:50], CUDA)
+    assert isinstance(straight.simultaneous_step, GraphedSimultaneousStep)
+    straight.train_epoch()
+    state = copy.deepcopy(straight.state_dict())
+    straight.train_epoch()
+    resumed = Trainer(params, images, images[:50], CUDA)
+    resumed.load_state_dict(state)
+    resumed.train_epoch()
+    for a, b in zip(straight.parameters(), resumed.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
