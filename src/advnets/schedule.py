@@ -59,8 +59,10 @@ class ClassicalMomentumSGD(torch.optim.SGD):
         self.steps_done += 1
 
     def apply(self, grads: list[torch.Tensor]) -> None:
-        """Step with these gradients (one per parameter, in order) at the scheduled lr_t and mu."""
-        for param, grad in zip(self._params(), torch._foreach_mul(grads, self.rate)):
+        """Step with these gradients (one per parameter, in order; scaled in place) at the
+        scheduled lr_t and mu."""
+        torch._foreach_mul_(grads, self.rate)
+        for param, grad in zip(self._params(), grads):
             param.grad = grad
         self.step()
 
