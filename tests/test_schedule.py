@@ -35,24 +35,25 @@ def test_sgd_is_classical_momentum_under_a_decaying_rate(raw_params):
         assert torch.allclose(param.detach(), weights, rtol=0, atol=1e-12)
 
 
-def test_optimizer_state_round_trips_the_step_count(raw_params):
-    train = validate(raw_params).train
+def one_step_optimizer(raw_params) -> ClassicalMomentumSGD:
     param = torch.nn.Parameter(torch.ones(2))
-    optimizer = ClassicalMomentumSGD([param], train)
+    optimizer = ClassicalMomentumSGD([param], validate(raw_params).train)
     param.grad = torch.ones(2)
     optimizer.step_with_schedule(0)
-    restored = ClassicalMomentumSGD([param], train)
+    return optimizer
+
+
+def test_optimizer_state_round_trips_the_step_count(raw_params):
+    optimizer = one_step_optimizer(raw_params)
+    restored = ClassicalMomentumSGD(optimizer.param_groups[0]["params"], optimizer.train_params)
     restored.load_state_dict(optimizer.state_dict())
     assert restored.steps_done == 1
 
 
 def test_state_from_the_earlier_unscaled_momentum_is_refused(raw_params):
-    train = validate(raw_params).train
-    param = torch.nn.Parameter(torch.ones(2))
-    optimizer = ClassicalMomentumSGD([param], train)
-    param.grad = torch.ones(2)
-    optimizer.step_with_schedule(0)
+    optimizer = one_step_optimizer(raw_params)
     earlier = optimizer.state_dict()
     del earlier["form"]
+    restored = ClassicalMomentumSGD(optimizer.param_groups[0]["params"], optimizer.train_params)
     with pytest.raises(OptimizerStateError, match="remove the checkpoint"):
-        ClassicalMomentumSGD([param], train).load_state_dict(earlier)
+        restored.load_state_dict(earlier)

@@ -9,7 +9,6 @@ serves them globally contrast-normalised as float32 (`global_contrast_normalize`
 
 from __future__ import annotations
 
-import os
 import pickle
 import socket
 import tarfile
@@ -20,7 +19,8 @@ from pathlib import Path
 import torch
 
 from advnets.atomic import replace_dir
-from advnets.data import DOWNLOAD_TIMEOUT_S, SPLITS, ChecksumError, DownloadError, MirrorError, MissingDataError, md5_of
+from advnets import data
+from advnets.data import DOWNLOAD_TIMEOUT_S, ChecksumError, DownloadError, MirrorError, md5_of
 
 MIRROR_ENV = "ADVNETS_CIFAR10_MIRROR"
 GCN_SCALE = 55.0  # the yaml's `gcn: 55.`
@@ -45,13 +45,7 @@ def batch_md5s() -> dict[str, str]:
 
 def resolve_mirror(configured: str | None) -> Path | None:
     """A folder holding cifar-10-python.tar.gz: $ADVNETS_CIFAR10_MIRROR wins over the param."""
-    chosen = os.environ.get(MIRROR_ENV) or configured
-    if not chosen:
-        return None
-    folder = Path(chosen).expanduser()
-    if not folder.is_dir():
-        raise MirrorError(f"CIFAR-10 mirror {folder} is not a folder (from ${MIRROR_ENV} or the mirror param)")
-    return folder
+    return data.resolve_mirror(configured, MIRROR_ENV, "CIFAR-10", "the configured mirror")
 
 
 def fetch_archive(dest: Path, mirror: Path | None) -> Path:
@@ -137,10 +131,5 @@ def global_contrast_normalize(images: torch.Tensor, scale: float = GCN_SCALE, mi
 
 def load_cifar10(split: str, root: str | Path = "data") -> tuple[torch.Tensor, torch.Tensor]:
     """(images float32 [N, 3072], contrast-normalised; labels int64 [N]) of a prepared split."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    path = Path(root) / "cifar10" / f"{split}.pt"
-    if not path.is_file():
-        raise MissingDataError(f"{path} not found: prepare CIFAR-10 first")
-    stored = torch.load(path, weights_only=True)
+    stored = data.load_split(root, "cifar10", split, "prepare CIFAR-10 first")
     return global_contrast_normalize(stored["images"]), stored["labels"]

@@ -59,14 +59,17 @@ def md5_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def resolve_mirror(configured: str | None) -> Path | None:
-    """The local mirror folder: $ADVNETS_MNIST_MIRROR wins over params' data.mirror."""
-    chosen = os.environ.get(MIRROR_ENV) or configured
+def resolve_mirror(
+    configured: str | None, env: str = MIRROR_ENV, dataset: str = "MNIST", param: str = "data.mirror"
+) -> Path | None:
+    """A dataset's local mirror folder: the environment variable wins over the configured path
+    (for MNIST, $ADVNETS_MNIST_MIRROR over params' data.mirror)."""
+    chosen = os.environ.get(env) or configured
     if not chosen:
         return None
     folder = Path(chosen).expanduser()
     if not folder.is_dir():
-        raise MirrorError(f"MNIST mirror {folder} is not a folder (from ${MIRROR_ENV} or data.mirror)")
+        raise MirrorError(f"{dataset} mirror {folder} is not a folder (from ${env} or {param})")
     return folder
 
 
@@ -175,12 +178,17 @@ def prepare_mnist(out_dir: str | Path, mirror: Path | None, train_size: int, val
         replace_dir(staged, out_dir)
 
 
-def load_mnist(split: str, root: str | Path = "data") -> tuple[torch.Tensor, torch.Tensor]:
-    """(images float32 [N, 784] in [0, 1], labels int64 [N]) of a prepared split."""
+def load_split(root: str | Path, dataset: str, split: str, how_to_prepare: str) -> dict[str, torch.Tensor]:
+    """The stored tensors of root/dataset/split.pt, or an error saying how to prepare them."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    path = Path(root) / "mnist" / f"{split}.pt"
+    path = Path(root) / dataset / f"{split}.pt"
     if not path.is_file():
-        raise MissingDataError(f"{path} not found: run `dvc repro download` first")
-    stored = torch.load(path, weights_only=True)
+        raise MissingDataError(f"{path} not found: {how_to_prepare}")
+    return torch.load(path, weights_only=True)
+
+
+def load_mnist(split: str, root: str | Path = "data") -> tuple[torch.Tensor, torch.Tensor]:
+    """(images float32 [N, 784] in [0, 1], labels int64 [N]) of a prepared split."""
+    stored = load_split(root, "mnist", split, "run `dvc repro download` first")
     return stored["images"].float().div_(255.0), stored["labels"]
