@@ -97,7 +97,8 @@ def main() -> None:
 
     steady = rows[1:] or rows  # the first epoch includes warm-up (allocator, kernels, caches)
     mean = sum(r["epoch_seconds"] for r in steady) / len(steady)
-    print(f"mean over epochs 2-{len(rows)}: {mean:.3f} s per epoch ({trainer.batches_per_epoch} steps)")
+    which = f"epochs 2-{len(rows)}" if len(rows) > 1 else "epoch 1"
+    print(f"mean over {which}: {mean:.3f} s per epoch ({trainer.batches_per_epoch} steps)")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import torch
 
 from advnets import cifar10
 from advnets.data import ChecksumError, DownloadError, MirrorError, MissingDataError, md5_of
+from advnets.errors import AdvnetsError
 
 PER_BATCH = 6
 BATCHES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
@@ -122,3 +123,15 @@ def test_load_serves_normalised_images_and_asks_for_preparation_first(tmp_path, 
     assert images.dtype == torch.float32 and images.shape == (PER_BATCH, 3072) and labels.tolist() == [4] * 6
     assert torch.allclose(images.mean(dim=1), torch.zeros(PER_BATCH), atol=1e-5)
     assert torch.allclose(images.norm(dim=1), torch.full((PER_BATCH,), 55.0))
+
+
+def test_a_disk_error_while_extracting_is_not_called_corruption(tmp_path, mirror, monkeypatch):
+    folder, md5s = mirror
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tarfile.TarFile, "extractall", disk_full)
+    with pytest.raises(AdvnetsError, match="could not extract.*No space left") as raised:
+        cifar10.prepare_cifar10(tmp_path / "cifar10", folder, md5s)
+    assert not isinstance(raised.value, ChecksumError)

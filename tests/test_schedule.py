@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from advnets.params import validate
+from advnets.params import ParamsError, validate
 from advnets.schedule import ClassicalMomentumSGD, OptimizerStateError, learning_rate, momentum
 
 
@@ -18,21 +18,31 @@ def test_momentum_ramps_from_half_to_seven_tenths(raw_params, epochs, expected):
     assert momentum(validate(raw_params).train, epochs) == pytest.approx(expected, rel=1e-12)
 
 
-def test_sgd_is_classical_momentum_under_a_decaying_rate(raw_params):
-    raw_params["train"]["lr_decay"] = 1.5  # a fast decay makes any slip visible
+@pytest.mark.parametrize("dtype, atol", [(torch.float64, 1e-12), (torch.float32, 1e-6)])
+def test_sgd_is_classical_momentum_under_a_decaying_rate_down_to_its_floor(raw_params, dtype, atol):
+    # a fast decay makes any slip visible; the floor is reached at step 4
+    raw_params["train"].update(lr_decay=1.5, lr_min=0.02, momentum_ramp_epochs=3)
     train = validate(raw_params).train
+    assert learning_rate(train, 3) > 0.02 == learning_rate(train, 4)
     torch.manual_seed(0)
-    param = torch.nn.Parameter(torch.randn(5, dtype=torch.float64))
+    param = torch.nn.Parameter(torch.randn(5, dtype=dtype))
     optimizer = ClassicalMomentumSGD([param], train)
-    weights, increment = param.detach().clone(), torch.zeros(5, dtype=torch.float64)
-    for step in range(6):
+    weights, increment = param.detach().double(), torch.zeros(5, dtype=torch.float64)
+    for step in range(8):
         epoch = step // 2
-        grad = torch.randn(5, dtype=torch.float64)
+        grad = torch.randn(5, dtype=dtype)
         param.grad = grad.clone()
         optimizer.step_with_schedule(epoch)
-        increment = momentum(train, epoch) * increment - learning_rate(train, step) * grad
+        increment = momentum(train, epoch) * increment - learning_rate(train, step) * grad.double()
         weights += increment
-        assert torch.allclose(param.detach(), weights, rtol=0, atol=1e-12)
+        assert torch.allclose(param.detach().double(), weights, rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("key", ["momentum_start", "momentum_end"])
+def test_zero_momentum_is_refused(raw_params, key):
+    raw_params["train"][key] = 0.0
+    with pytest.raises(ParamsError, match=f"train.{key}: input should be greater than 0"):
+        validate(raw_params)
 
 
 def one_step_optimizer(raw_params) -> ClassicalMomentumSGD:

@@ -35,7 +35,7 @@ def test_roles_follow_each_folds_column_and_pixels_scale_to_unit_interval(tmp_pa
 
 
 def test_a_missing_file_says_how_to_obtain_it(tmp_path):
-    with pytest.raises(tfd.TFDFileError, match="not publicly downloadable.*tfd.mat_path"):
+    with pytest.raises(tfd.TFDFileError, match="not publicly downloadable.*prepare_tfd"):
         tfd.prepare_tfd(tmp_path / "TFD_48x48.mat", tmp_path / "data" / "tfd")
     assert not (tmp_path / "data").exists()
 
@@ -51,9 +51,10 @@ def test_images_of_the_wrong_size_are_refused(tmp_path):
         tfd.read_mat(write_mat(tmp_path / "TFD_48x48.mat", images=small))
 
 
-def test_a_file_that_is_not_matlab_is_refused(tmp_path):
+@pytest.mark.parametrize("content", [b"not a mat file at all" * 10, b""])
+def test_a_file_that_is_not_matlab_is_refused(tmp_path, content):
     path = tmp_path / "TFD_48x48.mat"
-    path.write_bytes(b"not a mat file at all" * 10)
+    path.write_bytes(content)
     with pytest.raises(tfd.TFDFileError, match="not readable as a MATLAB file"):
         tfd.read_mat(path)
 

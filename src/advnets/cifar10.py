@@ -18,9 +18,10 @@ from pathlib import Path
 
 import torch
 
-from advnets.atomic import replace_dir
 from advnets import data
+from advnets.atomic import replace_dir
 from advnets.data import DOWNLOAD_TIMEOUT_S, ChecksumError, DownloadError, MirrorError, md5_of
+from advnets.errors import AdvnetsError
 
 MIRROR_ENV = "ADVNETS_CIFAR10_MIRROR"
 GCN_SCALE = 55.0  # the yaml's `gcn: 55.`
@@ -44,8 +45,8 @@ def batch_md5s() -> dict[str, str]:
 
 
 def resolve_mirror(configured: str | None) -> Path | None:
-    """A folder holding cifar-10-python.tar.gz: $ADVNETS_CIFAR10_MIRROR wins over the param."""
-    return data.resolve_mirror(configured, MIRROR_ENV, "CIFAR-10", "the configured mirror")
+    """A folder holding cifar-10-python.tar.gz: $ADVNETS_CIFAR10_MIRROR wins over the argument."""
+    return data.resolve_mirror(configured, MIRROR_ENV, "CIFAR-10", "the mirror argument")
 
 
 def fetch_archive(dest: Path, mirror: Path | None) -> Path:
@@ -82,8 +83,10 @@ def _extract(archive: Path, dest: Path) -> Path:
                 tar.extractall(dest, filter="data")
             else:
                 tar.extractall(dest)
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+    except (tarfile.TarError, EOFError, zlib.error) as exc:
         raise ChecksumError(f"{archive}: corrupt or truncated archive ({exc})") from None
+    except OSError as exc:  # disk full, permissions: the archive may be fine
+        raise AdvnetsError(f"could not extract {archive} into {dest}: {exc}") from None
     folder = dest / base
     if not folder.is_dir():
         raise ChecksumError(f"{archive}: no {base}/ folder inside: not the CIFAR-10 python archive")
@@ -123,7 +126,8 @@ def prepare_cifar10(out_dir: str | Path, mirror: Path | None, expected_md5: dict
 def global_contrast_normalize(images: torch.Tensor, scale: float = GCN_SCALE, min_divisor: float = 1e-8) -> torch.Tensor:
     """pylearn2's global_contrast_normalize(X, scale) with its defaults: each row minus its mean,
     divided by its L2 norm / scale (a divisor below min_divisor counts as 1, so blank images stay 0)."""
-    centred = images.double() - images.double().mean(dim=1, keepdim=True)
+    centred = images.to(torch.float64, copy=True)
+    centred -= centred.mean(dim=1, keepdim=True)
     divisor = centred.square().sum(dim=1).sqrt() / scale
     divisor[divisor < min_divisor] = 1.0
     return (centred / divisor.unsqueeze(1)).float()

@@ -72,8 +72,10 @@ class TrainParams(_Section):
     lr: float = Field(gt=0)
     lr_decay: float = Field(ge=1)
     lr_min: float = Field(ge=0)
-    momentum_start: float = Field(ge=0, lt=1)
-    momentum_end: float = Field(ge=0, lt=1)
+    # > 0: torch's SGD keeps no momentum buffer at momentum 0, which would break classical
+    # momentum once the ramp leaves 0 (and a CUDA graph captured at such a step).
+    momentum_start: float = Field(gt=0, lt=1)
+    momentum_end: float = Field(gt=0, lt=1)
     momentum_ramp_epochs: PositiveInt
     epochs: PositiveInt
     batches_per_epoch: PositiveInt | None

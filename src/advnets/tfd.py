@@ -26,8 +26,8 @@ FOLDS = 5
 ROLES = {"unlabeled": 0, "train": 1, "valid": 2, "test": 3}
 HOW_TO_GET = (
     "TFD is licensed and not publicly downloadable: request the Toronto Face Database "
-    "(Susskind, Anderson & Hinton, 2010) from the University of Toronto, then set tfd.mat_path "
-    f"in params.yaml to its {FILE_NAME}"
+    "(Susskind, Anderson & Hinton, 2010) from the University of Toronto, then give the path of "
+    f"its {FILE_NAME} to prepare_tfd"
 )
 
 
@@ -38,13 +38,14 @@ class TFDFileError(AdvnetsError):
 def read_mat(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
     """(images uint8 [N, 2304], folds int64 [N, 5]) from TFD_48x48.mat, checked."""
     import scipy.io
+    from scipy.io.matlab import MatReadError
 
     path = Path(path).expanduser()
     if not path.is_file():
         raise TFDFileError(f"{path} not found. {HOW_TO_GET}")
     try:
         fields = scipy.io.loadmat(path, variable_names=["images", "folds"])
-    except (ValueError, NotImplementedError, OSError) as exc:  # not a .mat, or MATLAB v7.3 (HDF5)
+    except (MatReadError, ValueError, NotImplementedError, OSError) as exc:  # not a .mat, or v7.3 (HDF5)
         raise TFDFileError(f"{path}: not readable as a MATLAB file ({exc}); expected {FILE_NAME}") from None
     missing = [name for name in ("images", "folds") if name not in fields]
     if missing:
