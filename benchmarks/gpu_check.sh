@@ -5,6 +5,7 @@
 # RUN_EPOCHS epochs (at most RUN_SECONDS seconds), its rows in $OUT/run-NAME.json.
 #   bash benchmarks/gpu_check.sh "seed3 --set train.seed=3" "alternating --set train.update=alternating"
 set -u
+configs=("$@")
 OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
 RUN_EPOCHS=${RUN_EPOCHS:-250}; RUN_SECONDS=${RUN_SECONDS:-300}
 export OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
@@ -14,13 +15,23 @@ export OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
     tests/test_trainer.py tests/test_schedule.py tests/test_discriminator_pass.py
   timeout 150 python3 benchmarks/train_throughput.py --device cuda --steps 2000
   timeout 150 python3 benchmarks/parzen_speed.py --device cuda --official-batches 1
-  timeout 150 python3 benchmarks/epoch_time.py --device cuda --epochs 6 --select --set select.every=3 2>/dev/null
+  timeout 150 python3 benchmarks/epoch_time.py --device cuda --epochs 6 --select --set select.every=3 \
+    2>"$OUT/err.txt" || { echo "epoch_time failed:"; tr '\r' '\n' <"$OUT/err.txt" | grep -v "it/s" | tail -n 15; }
 } 2>&1 | tee "$OUT/bench.txt"
 
-for config in "$@"; do
+# Each run's stdout and stderr go to log-NAME.txt and err-NAME.txt; a run that failed (not cut by
+# the timeout) shows its error. The logs are removed: $OUT brings back at most 8 files.
+for config in "${configs[@]}"; do
   set -- $config; name=$1; shift
-  timeout "$RUN_SECONDS" python3 benchmarks/epoch_time.py --device cuda --epochs "$RUN_EPOCHS" --select "$@" \
-    --json "$OUT/run-$name.json" > "$OUT/log-$name.txt" 2>/dev/null &
+  ( timeout "$RUN_SECONDS" python3 benchmarks/epoch_time.py --device cuda --epochs "$RUN_EPOCHS" --select "$@" \
+      --json "$OUT/run-$name.json" > "$OUT/log-$name.txt" 2> "$OUT/err-$name.txt"
+    echo $? > "$OUT/rc-$name.txt" ) &
 done
 wait
-for log in "$OUT"/log-*.txt; do [ -e "$log" ] && { echo "$log"; tail -n 3 "$log"; rm "$log"; }; done
+for config in "${configs[@]}"; do
+  set -- $config; name=$1; rc=$(cat "$OUT/rc-$name.txt")
+  echo "$name (exit $rc):"; tail -n 2 "$OUT/log-$name.txt"
+  case $rc in 0|124) ;; *) tr '\r' '\n' <"$OUT/err-$name.txt" | grep -v "it/s" | tail -n 15 ;; esac
+  rm -f "$OUT/log-$name.txt" "$OUT/err-$name.txt" "$OUT/rc-$name.txt"
+done
+rm -f "$OUT/err.txt"
