@@ -123,27 +123,11 @@ def advnets_loop(device: torch.device, images: torch.Tensor, steps: int) -> floa
 
 
 def graphed_loop(device: torch.device, images: torch.Tensor, steps: int) -> float:
-    """advnets' step captured once in a CUDA graph and replayed on a fixed input buffer: what the
-    kernel launches cost. The learning rate and momentum stay as they were at capture, so this
-    measures speed only; the trainer does not run this way."""
-    params = load_params()
-    trainer = Trainer(params, images, images[:100], device)
-    from advnets.updates import simultaneous_step
-
-    static_x = images[:100].clone()
-    side = torch.cuda.Stream(device)
-    side.wait_stream(torch.cuda.current_stream(device))
-    with torch.cuda.stream(side):  # warm-up off the capture stream, as torch.cuda.graph asks
-        for _ in range(3):
-            simultaneous_step(trainer.nets, static_x, 0)
-    torch.cuda.current_stream(device).wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        simultaneous_step(trainer.nets, static_x, 0)
+    """advnets' step as the trainer runs it on a GPU: replayed from a CUDA graph (advnets.cuda_graph)."""
+    trainer = Trainer(load_params(), images, images[:100], device)
 
     def step(i):
-        static_x.copy_(images[(i * 100) % len(images) :][:100])
-        graph.replay()
+        trainer.simultaneous_step(images[(i * 100) % len(images) :][:100], 0)
 
     return _time(step, steps, device)
 
