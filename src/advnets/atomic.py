@@ -50,6 +50,19 @@ def write_csv(target: str | Path, rows: list[dict]) -> None:
     write_text(target, table.getvalue())
 
 
+@contextlib.contextmanager
+def staged_dir(target: str | Path) -> Iterator[tuple[Path, Path]]:
+    """(scratch, out): a scratch folder beside target and an empty `out` folder inside it. When
+    the block succeeds, `out` replaces target; whatever happens, the scratch folder goes."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=target.parent) as scratch:
+        out = Path(scratch) / "out"
+        out.mkdir()
+        yield Path(scratch), out
+        replace_dir(out, target)
+
+
 def replace_dir(staged: Path, target: Path) -> None:
     """Move a fully written folder into place, replacing any previous one."""
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -10,17 +10,15 @@ serves them globally contrast-normalised as float32 (`global_contrast_normalize`
 from __future__ import annotations
 
 import pickle
-import socket
 import tarfile
-import tempfile
 import zlib
 from pathlib import Path
 
 import torch
 
 from advnets import data
-from advnets.atomic import replace_dir
-from advnets.data import DOWNLOAD_TIMEOUT_S, ChecksumError, DownloadError, MirrorError, md5_of
+from advnets.atomic import staged_dir
+from advnets.data import ChecksumError, DownloadError, MirrorError, md5_of
 from advnets.errors import AdvnetsError
 
 MIRROR_ENV = "ADVNETS_CIFAR10_MIRROR"
@@ -59,10 +57,9 @@ def fetch_archive(dest: Path, mirror: Path | None) -> Path:
         return archive
     from torchvision.datasets.utils import download_url
 
-    previous_timeout = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
-        download_url(cifar.url, str(dest), filename=cifar.filename, md5=cifar.tgz_md5)
+        with data.download_timeout():
+            download_url(cifar.url, str(dest), filename=cifar.filename, md5=cifar.tgz_md5)
     except OSError as exc:
         raise DownloadError(
             f"could not download {cifar.url}: {exc}\nWithout internet, point ${MIRROR_ENV} at a folder "
@@ -70,8 +67,6 @@ def fetch_archive(dest: Path, mirror: Path | None) -> Path:
         ) from None
     except RuntimeError as exc:  # torchvision's md5 check after the download
         raise ChecksumError(f"{cifar.url}: {exc} (md5 expected {cifar.tgz_md5})") from None
-    finally:
-        socket.setdefaulttimeout(previous_timeout)
     return dest / cifar.filename
 
 
@@ -109,18 +104,12 @@ def prepare_cifar10(out_dir: str | Path, mirror: Path | None, expected_md5: dict
     """Write out_dir/{train,valid,test}.pt from the archive, every batch file checked against its
     md5 (torchvision's unless `expected_md5` is given); nothing is left behind if a step fails."""
     expected_md5 = expected_md5 or batch_md5s()
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".cifar10-", dir=out_dir.parent) as work:
-        work = Path(work)
+    with staged_dir(out_dir) as (work, staged):
         folder = _extract(fetch_archive(work, mirror), work / "extracted")
-        staged = work / "out"
-        staged.mkdir()
         for split, names in SPLIT_BATCHES.items():
             batches = [_read_batch(folder / name, expected_md5[name]) for name in names]
             images, labels = (torch.cat(parts) for parts in zip(*batches))
             torch.save({"images": images, "labels": labels}, staged / f"{split}.pt")
-        replace_dir(staged, out_dir)
 
 
 def global_contrast_normalize(images: torch.Tensor, scale: float = GCN_SCALE, min_divisor: float = 1e-8) -> torch.Tensor:

@@ -7,18 +7,19 @@ by `load_mnist` as float32 in [0, 1], shape [N, 784].
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import os
 import socket
-import tempfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from advnets.atomic import replace_dir
+from advnets.atomic import staged_dir
 from advnets.errors import AdvnetsError
 
 MIRROR_ENV = "ADVNETS_MNIST_MIRROR"
@@ -80,14 +81,23 @@ def _public_sources() -> list[tuple[list[str], str, str]]:
     return [([m + name for m in MNIST.mirrors], name, md5) for name, md5 in MNIST.resources]
 
 
+@contextlib.contextmanager
+def download_timeout() -> Iterator[None]:
+    """An unreachable host fails within DOWNLOAD_TIMEOUT_S instead of hanging."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
 def download(dest: Path) -> dict[str, Path]:
     """Fetch the four public .gz files into dest, each checked against torchvision's md5."""
     from torchvision.datasets.utils import download_url
 
     fetched: dict[str, Path] = {}
-    previous_timeout = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # an unreachable host fails fast, never hangs
-    try:
+    with download_timeout():
         for urls, name, gz_md5 in _public_sources():
             errors = []
             for url in urls:
@@ -106,8 +116,6 @@ def download(dest: Path) -> dict[str, Path]:
             path = dest / name
             _check_md5(path, gz_md5, md5_of(path))
             fetched[name.removesuffix(".gz")] = path
-    finally:
-        socket.setdefaulttimeout(previous_timeout)
     return fetched
 
 
@@ -154,10 +162,7 @@ def _read_idx(raw: dict[str, Path], kind: str) -> tuple[torch.Tensor, torch.Tens
 
 def prepare_mnist(out_dir: str | Path, mirror: Path | None, train_size: int, valid_size: int) -> None:
     """Write out_dir/{train,valid,test}.pt; nothing is left behind if any step fails."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".mnist-", dir=out_dir.parent) as work:
-        work = Path(work)
+    with staged_dir(out_dir) as (work, staged):
         gz_files = from_mirror(mirror) if mirror else download(work)
         raw = {}
         for name, gz_path in gz_files.items():
@@ -171,11 +176,8 @@ def prepare_mnist(out_dir: str | Path, mirror: Path | None, train_size: int, val
             "valid": (train_images[-valid_size:], train_labels[-valid_size:]),
             "test": (test_images, test_labels),
         }
-        staged = work / "out"
-        staged.mkdir()
         for split, (images, labels) in splits.items():
             torch.save({"images": images.clone(), "labels": labels.clone()}, staged / f"{split}.pt")
-        replace_dir(staged, out_dir)
 
 
 def load_split(root: str | Path, dataset: str, split: str, how_to_prepare: str) -> dict[str, torch.Tensor]:

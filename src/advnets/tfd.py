@@ -11,12 +11,11 @@ reports the mean and standard error across the 5 folds.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import torch
 
-from advnets.atomic import replace_dir
+from advnets.atomic import staged_dir
 from advnets.data import MissingDataError
 from advnets.errors import AdvnetsError
 
@@ -61,13 +60,8 @@ def read_mat(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
 def prepare_tfd(mat_path: str | Path, out_dir: str | Path) -> None:
     """Write out_dir/tfd.pt (images and folds) from the user's file; nothing is left if it fails."""
     images, folds = read_mat(mat_path)
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".tfd-", dir=out_dir.parent) as work:
-        staged = Path(work) / "out"
-        staged.mkdir()
+    with staged_dir(out_dir) as (_, staged):
         torch.save({"images": images, "folds": folds}, staged / "tfd.pt")
-        replace_dir(staged, out_dir)
 
 
 def load_tfd(role: str, fold: int, root: str | Path = "data") -> torch.Tensor:
