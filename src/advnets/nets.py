@@ -1,8 +1,9 @@
-"""The paper's networks (paper-2014-spec.md section 2) and the noise prior.
+"""The paper's networks (paper-2014-spec.md sections 2 and 4) and the noise prior.
 
-G: noise -> ReLU layers -> sigmoid pixels. D: maxout layers with dropout on the input of every
-layer -> one logit (the sigmoid lives in the loss). Sizes, pieces, dropout and init ranges come
-from params, so other datasets reuse this code.
+G: noise -> hidden layers (ReLU on MNIST; ReLU then sigmoid on TFD and CIFAR-10) -> sigmoid pixels
+(linear for CIFAR-10's contrast-normalised images). D: maxout layers with dropout on the input of
+every layer -> one logit (the sigmoid lives in the loss). Sizes, activations, pieces, dropout and
+init come from params; the convolutional nets of CIFAR-10 are in advnets.conv_nets.
 """
 
 from __future__ import annotations
@@ -36,16 +37,43 @@ def _init_uniform(module: nn.Module, init_range: float) -> None:
             nn.init.zeros_(layer.bias)
 
 
+ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "linear": nn.Identity}
+
+
+def hidden_layers(in_features: int, sizes: list[int], activations: list[str]) -> list[nn.Module]:
+    """[Linear, activation] per hidden layer (initialise them afterwards: see Generator)."""
+    layers: list[nn.Module] = []
+    for size, activation in zip(sizes, activations, strict=True):
+        layers += [nn.Linear(in_features, size), ACTIVATIONS[activation]()]
+        in_features = size
+    return layers
+
+
+def set_hidden_biases(layers: list[nn.Module], biases: list[float]) -> None:
+    """Each hidden Linear's biases to its entry (TFD's sigmoid layers start at -2)."""
+    linears = [layer for layer in layers if isinstance(layer, nn.Linear)]
+    with torch.no_grad():
+        for layer, bias in zip(linears, biases, strict=True):
+            layer.bias.fill_(bias)
+
+
 class Generator(nn.Sequential):
-    def __init__(self, noise_dim: int, hidden: list[int], out_features: int, init_range: float):
-        layers: list[nn.Module] = []
-        width = noise_dim
-        for size in hidden:
-            layers += [nn.Linear(width, size), nn.ReLU()]
-            width = size
-        layers += [nn.Linear(width, out_features), nn.Sigmoid()]
+    """Fully connected G: hidden layers, then one linear map to the data and its activation.
+    Every weight ~ U(-init_range, init_range), biases 0 (MNIST's output bias is set from the data)."""
+
+    def __init__(
+        self,
+        noise_dim: int,
+        hidden: list[int],
+        out_features: int,
+        init_range: float,
+        activations: list[str] | None = None,
+        output: str = "sigmoid",
+    ):
+        layers = hidden_layers(noise_dim, hidden, activations or ["relu"] * len(hidden))
+        layers += [nn.Linear(hidden[-1] if hidden else noise_dim, out_features), ACTIVATIONS[output]()]
         super().__init__(*layers)
-        _init_uniform(self, init_range)
+        _init_uniform(self, init_range)  # after building all layers: the paper seeds' weights depend on it
 
     @property
     def output_layer(self) -> nn.Linear:
@@ -57,6 +85,32 @@ class Generator(nn.Sequential):
         mean = images.double().mean(dim=0).clamp(1e-7, 1 - 1e-7)
         with torch.no_grad():
             self.output_layer.bias.copy_(torch.logit(mean))
+
+    def init_output_weights(self, init_range: float, sparse: int | None = None) -> None:
+        """The output layer's weights ~ U(-init_range, init_range), or pylearn2's sparse_init:
+        `sparse` non-zero N(0, 1) weights into each output unit."""
+        weight = self.output_layer.weight
+        with torch.no_grad():
+            if sparse is None:
+                weight.uniform_(-init_range, init_range)
+            else:  # torch's sparse_ zeroes a fraction of each *column*: the transpose's columns are units
+                nn.init.sparse_(weight.T, sparsity=1 - sparse / weight.shape[1], std=1.0)
+
+
+class StackedGenerator(nn.Sequential):
+    """TFD's second stage: a new block maps the noise to the pretrained G's noise space."""
+
+    def __init__(self, block: Generator, pretrained: Generator):
+        super().__init__(block, pretrained)
+
+
+@torch.no_grad()
+def cap_column_norms(module: nn.Module, max_norm: float) -> None:
+    """pylearn2's max_col_norm: each unit's incoming weight vector (a row of torch's weight) is
+    rescaled to norm max_norm if longer; applied after every update."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            layer.weight.renorm_(2, 0, max_norm)
 
 
 class Discriminator(nn.Sequential):
