@@ -1,3 +1,5 @@
+import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -30,6 +32,90 @@ def test_figure2_layout_and_its_nearest_neighbour_column(tmp_path, tiny_params):
     assert torch.equal(nearest, brute_force_nearest(samples.view(4, 5, -1)[:, -1], pool))
     # 5 tiles of 28 + 2 padding, a 12-pixel gap, one framed column (30 + 2 + 2 x 2), scaled x 2
     assert Image.open(path).size == ((5 * 30 + 2 + 12 + 30 + 2 + 4) * 2, (4 * 30 + 2 + 4) * 2)
+
+
+class FixedGenerator(torch.nn.Module):
+    """Stands in for G: the given flat images, in order, whatever the noise."""
+
+    def __init__(self, outputs):
+        super().__init__()
+        self.register_buffer("outputs", outputs)
+
+    def forward(self, z):
+        return self.outputs[: len(z)]
+
+
+def contrast_normalised(x):
+    """CIFAR-10's preprocessing: each image with mean 0 and L2 norm 55."""
+    x = x - x.mean(dim=1, keepdim=True)
+    return 55 * x / x.norm(dim=1, keepdim=True)
+
+
+def read_png(path):
+    """[3, H, W] floats in [0, 1]."""
+    return torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1).float() / 255
+
+
+def tile(png, top, left, side, scale):
+    """The side x side image drawn with its top-left pixel at (top, left) before scaling."""
+    return png[:, top * scale : (top + side) * scale : scale, left * scale : (left + side) * scale : scale]
+
+
+def test_figure2_cifar_colour_tiles_use_the_gcn_viewer_mapping(tmp_path, tiny_params):
+    rng = torch.Generator().manual_seed(0)
+    samples = contrast_normalised(torch.randn(6, 3072, generator=rng))
+    samples[0] = 0.0  # an all-zero image: no division by zero, drawn mid-grey
+    pool = contrast_normalised(torch.randn(50, 3072, generator=rng))
+    pool[17], pool[33] = samples[2] + 0.01, samples[5] * 1.01  # planted neighbours of each row's last sample
+    path = tmp_path / "cifar.png"
+    nearest = figures.figure2(
+        path, FixedGenerator(samples), tiny_params.model, pool, rows=2, cols=3, seed=0, scale=2,
+        image_shape=(3, 32, 32), display="gcn",
+    )
+    assert nearest.tolist() == [17, 33]
+    png = read_png(path)
+    # 3 tiles of 32 + 2 padding, a 12-pixel gap, one framed column (34 + 2 + 2 x 2), scaled x 2
+    assert png.shape == (3, (2 * 34 + 2 + 4) * 2, (3 * 34 + 2 + 12 + 34 + 2 + 4) * 2)
+
+    def gcn_view(x):
+        return ((x / x.abs().max() + 1) / 2).view(3, 32, 32)
+
+    assert (tile(png, 2 + 34, 2 + 34, 32, 2) - gcn_view(samples[4])).abs().max() <= 1 / 255  # row 1, col 1
+    column = 3 * 34 + 2 + figures.SEPARATOR + 2 + 2  # after the gap, the frame and the grid's padding
+    assert (tile(png, 2 + 2 + 34, column, 32, 2) - gcn_view(pool[33])).abs().max() <= 1 / 255
+    assert (tile(png, 2, 2, 32, 2) * 255).round().eq(128).all()
+
+
+def test_figure2_tfd_grey_48_by_48(tmp_path, tiny_params):
+    rng = torch.Generator().manual_seed(1)
+    samples, pool = torch.rand(20, 2304, generator=rng), torch.rand(40, 2304, generator=rng)
+    pool[7] = samples[9] + 0.001  # near the last sample of row 1
+    args = (FixedGenerator(samples), tiny_params.model, pool)
+    nearest = figures.figure2(tmp_path / "tfd.png", *args, rows=4, cols=5, seed=0, scale=2, image_shape=(1, 48, 48))
+    assert torch.equal(nearest, brute_force_nearest(samples.view(4, 5, -1)[:, -1], pool)) and nearest[1] == 7
+    png = read_png(tmp_path / "tfd.png")
+    assert png.shape == (3, (4 * 50 + 2 + 4) * 2, (5 * 50 + 2 + 12 + 50 + 2 + 4) * 2)
+    grey = tile(png, 2 + 2 * 50, 2 + 3 * 50, 48, 2)  # row 2, col 3: sample 13
+    assert torch.equal(grey[0], grey[1]) and torch.equal(grey[0], grey[2])
+    assert (grey[0] - samples[13].view(48, 48)).abs().max() <= 1 / 255
+    # the default (square grey, values as they are) draws the same bytes
+    figures.figure2(tmp_path / "default.png", *args, rows=4, cols=5, seed=0, scale=2)
+    assert (tmp_path / "default.png").read_bytes() == (tmp_path / "tfd.png").read_bytes()
+
+
+def test_figure3_colour_and_unknown_display_names(tmp_path, tiny_params):
+    frames = contrast_normalised(torch.randn(2 * 4, 3072, generator=torch.Generator().manual_seed(2))).view(2, 4, -1)
+    figures.figure3(tmp_path / "figure3.png", frames, scale=1, image_shape=(3, 32, 32), display="gcn")
+    png = read_png(tmp_path / "figure3.png")
+    assert png.shape == (3, 2 * 34 + 2, 4 * 34 + 2)
+    x = frames[1, 2]
+    assert (tile(png, 2 + 34, 2 + 2 * 34, 32, 1) - ((x / x.abs().max() + 1) / 2).view(3, 32, 32)).abs().max() <= 1 / 255
+    with pytest.raises(ValueError, match="'hsv'"):
+        figures.figure2(
+            tmp_path / "no.png", FixedGenerator(frames[0]), tiny_params.model, frames[1], rows=1, cols=4, seed=0,
+            scale=1, image_shape=(3, 32, 32), display="hsv",
+        )
+    assert not (tmp_path / "no.png").exists()
 
 
 def test_interpolation_endpoints_are_g_of_z0_and_g_of_z1(tmp_path, tiny_params):

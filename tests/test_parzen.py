@@ -4,7 +4,14 @@ import pytest
 import torch
 
 from advnets.data import load_mnist
-from advnets.parzen import PixelRangeError, evaluate, log_likelihood, log_likelihoods, mean_and_se
+from advnets.parzen import (
+    PixelRangeError,
+    evaluate,
+    evaluate_folds,
+    log_likelihood,
+    log_likelihoods,
+    mean_and_se,
+)
 
 
 def brute_force(points, samples, sigma):
@@ -71,3 +78,47 @@ def test_pixels_outside_the_unit_interval_are_refused():
         log_likelihood(images, images * 2 - 1, 0.2)
     with pytest.raises(PixelRangeError, match="points"):
         log_likelihood(images + 0.5, images, 0.2)
+
+
+def two_folds():
+    """Samples in [0.45, 0.55]^10; fold 0 validates on points next to samples (the smallest sigma
+    wins), fold 1 on points far away (the largest wins)."""
+    rng = torch.Generator().manual_seed(2)
+    samples = 0.45 + 0.1 * torch.rand(100, 10, generator=rng)
+    near = samples[:30] + 0.001 * torch.rand(30, 10, generator=rng)
+    far = 0.05 * torch.rand(30, 10, generator=rng)
+    tests = torch.rand(20, 10, generator=rng), torch.rand(25, 10, generator=rng)
+    return samples, [(near, tests[0]), (far, tests[1])]
+
+
+def test_each_fold_chooses_sigma_on_its_own_validation_points_and_scores_its_test_points():
+    samples, folds = two_folds()
+    sigmas = [0.01, 0.1, 1.0]
+    result = evaluate_folds(samples, folds, sigmas, chunk_size=7)
+    assert [fold.sigma for fold in result.folds] == [0.01, 1.0]
+    assert result.folds == tuple(evaluate(samples, valid, test, sigmas, chunk_size=7) for valid, test in folds)
+    for fold, (_, test) in zip(result.folds, folds):
+        assert fold.test_ll_mean == pytest.approx(brute_force(test, samples, fold.sigma).mean().item(), abs=0.01)
+    means = [fold.test_ll_mean for fold in result.folds]
+    assert (result.mean, result.se) == mean_and_se(torch.tensor(means, dtype=torch.float64))
+    assert result.mean == pytest.approx(sum(means) / 2)
+    assert result.se == pytest.approx(abs(means[0] - means[1]) / 2 / math.sqrt(2))  # population std / sqrt(2)
+
+
+def test_folds_result_as_dict():
+    samples, folds = two_folds()
+    result = evaluate_folds(samples, folds, [0.01, 0.1, 1.0])
+    fold = result.folds[1]
+    assert result.as_dict() == {
+        "test_ll_mean": result.mean,
+        "test_ll_se": result.se,
+        "n_folds": 2,
+        "n_samples": 100,
+        "folds": [
+            {"sigma": 0.01, "test_ll_mean": result.folds[0].test_ll_mean, "test_ll_se": result.folds[0].test_ll_se,
+             "n_valid": 30, "n_test": 20},
+            {"sigma": 1.0, "test_ll_mean": fold.test_ll_mean, "test_ll_se": fold.test_ll_se, "n_valid": 30, "n_test": 25},
+        ],
+    }
+    with pytest.raises(ValueError, match="at least one fold"):
+        evaluate_folds(samples, [], [0.1])

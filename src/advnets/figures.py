@@ -36,9 +36,24 @@ def nearest_neighbours(queries: torch.Tensor, pool: torch.Tensor, chunk: int = 1
     return best_index
 
 
-def _images(flat: torch.Tensor) -> torch.Tensor:
-    side = math.isqrt(flat.shape[1])
-    return flat.view(-1, 1, side, side)
+def _images(flat: torch.Tensor, image_shape: tuple[int, int, int] | None = None) -> torch.Tensor:
+    """[N, C, H, W] from flat (channel, row, col) vectors; image_shape None: square grey."""
+    if image_shape is None:
+        side = math.isqrt(flat.shape[1])
+        image_shape = (1, side, side)
+    return flat.view(-1, *image_shape)
+
+
+def for_display(flat: torch.Tensor, display: str = "unit") -> torch.Tensor:
+    """Flat images mapped to [0, 1] for viewing. "unit": already there, unchanged. "gcn" (contrast-
+    normalised data, as pylearn2's CIFAR10.adjust_for_viewer): each image over its own max |x|,
+    then (x + 1) / 2; an all-zero image shows as 0.5."""
+    if display == "unit":
+        return flat
+    if display == "gcn":
+        peak = flat.abs().amax(dim=1, keepdim=True)
+        return (flat / torch.where(peak > 0, peak, 1.0) + 1) / 2
+    raise ValueError(f"unknown display {display!r}: expected 'unit' or 'gcn'")
 
 
 def _save_png(path: str | Path, image: torch.Tensor, scale: int) -> None:
@@ -58,14 +73,19 @@ def figure2(
     cols: int,
     seed: int,
     scale: int,
+    image_shape: tuple[int, int, int] | None = None,
+    display: str = "unit",
 ) -> torch.Tensor:
-    """rows x cols fair samples plus the nearest training image to each row's last sample.
-    Returns the nearest neighbours' indices in train_images."""
+    """rows x cols fair samples plus the nearest training image to each row's last sample, searched
+    on the raw flat vectors; image_shape (C, H, W) (None: square grey) and display (see for_display)
+    only change how images are drawn. Returns the nearest neighbours' indices in train_images."""
     samples = generator.eval()(sample_noise(rows * cols, model, generator=torch.Generator().manual_seed(seed)))
+    shown = for_display(samples, display)
     last_of_row = samples.view(rows, cols, -1)[:, -1]
     nearest = nearest_neighbours(last_of_row, train_images)
-    left = make_grid(_images(samples), nrow=cols, padding=2, pad_value=1.0)
-    right = make_grid(_images(train_images[nearest]), nrow=1, padding=2, pad_value=1.0)
+    left = make_grid(_images(shown, image_shape), nrow=cols, padding=2, pad_value=1.0)
+    neighbours = for_display(train_images[nearest], display)
+    right = make_grid(_images(neighbours, image_shape), nrow=1, padding=2, pad_value=1.0)
     frame = torch.tensor(FRAME_RGB).view(3, 1, 1)
     right = torch.nn.functional.pad(right, (2, 2, 2, 2), value=0.0)
     right[:, :2, :], right[:, -2:, :], right[:, :, :2], right[:, :, -2:] = frame, frame, frame, frame
@@ -87,9 +107,16 @@ def interpolation(generator: Generator, model: ModelParams, rows: int, frames: i
     return generator.eval()(z.view(rows * frames, -1)).view(rows, frames, -1)
 
 
-def figure3(path: str | Path, frames_grid: torch.Tensor, scale: int) -> None:
+def figure3(
+    path: str | Path,
+    frames_grid: torch.Tensor,
+    scale: int,
+    image_shape: tuple[int, int, int] | None = None,
+    display: str = "unit",
+) -> None:
     rows, frames, _ = frames_grid.shape
-    grid = make_grid(_images(frames_grid.reshape(rows * frames, -1)), nrow=frames, padding=2, pad_value=1.0)
+    shown = for_display(frames_grid.reshape(rows * frames, -1), display)
+    grid = make_grid(_images(shown, image_shape), nrow=frames, padding=2, pad_value=1.0)
     _save_png(path, grid, scale)
 
 
