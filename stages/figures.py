@@ -1,6 +1,8 @@
-"""DVC stage `figures`: Figures 2 and 3 of the paper, the training curves and the sigma sweep."""
+"""DVC stage `figures`: Figures 2 and 3 of the paper, the training curves and the sigma sweep; with
+an argument, Figure 2's panel of another dataset's GAN (cifar10.fc, cifar10.conv, tfd)."""
 
 import json
+import sys
 from pathlib import Path
 
 from advnets import figures, tracking
@@ -19,6 +21,11 @@ OUT = {
 
 def main() -> None:
     params = load_params()
+    if len(sys.argv) > 1:
+        from advnets.gan_stages import figure2
+
+        figure2(params, sys.argv[1])
+        return
     fig = params.figures
     generator = load_generator("models/generator.pt", params.model)
     figures.figure2(

@@ -1,4 +1,7 @@
-"""DVC stage `parzen`: the paper's Parzen-window protocol on the samples, with calibration baselines."""
+"""DVC stage `parzen`: the paper's Parzen-window protocol on the samples, with calibration baselines;
+with the argument `tfd`, TFD's protocol (sigma per fold, the standard error across folds)."""
+
+import sys
 
 from advnets.evaluate import run_parzen
 from advnets.params import load_params
@@ -6,7 +9,15 @@ from advnets.stage import run_stage
 
 
 def main() -> None:
-    metrics = run_parzen(load_params())
+    params = load_params()
+    if sys.argv[1:] == ["tfd"]:
+        from advnets.gan_stages import tfd_parzen
+
+        metrics = tfd_parzen(params)
+        print(f"TFD Parzen log-likelihood over {metrics['n_folds']} folds: "
+              f"{metrics['test_ll_mean']:.1f} ± {metrics['test_ll_se']:.1f} (standard error across folds)")
+        return
+    metrics = run_parzen(params)
     print(
         f"Parzen log-likelihood on {metrics['n_test']} test images: "
         f"{metrics['test_ll_mean']:.1f} ± {metrics['test_ll_se']:.1f} (sigma {metrics['sigma']:.4f}); "

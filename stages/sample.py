@@ -1,4 +1,7 @@
-"""DVC stage `sample`: sample.n samples of the trained generator into data/samples.npy."""
+"""DVC stage `sample`: sample.n samples of the trained generator into data/samples.npy; with an
+argument, another dataset's GAN (cifar10.fc, cifar10.conv, tfd) into data/<gan>/samples.npy."""
+
+import sys
 
 from advnets import tracking
 from advnets.params import load_params
@@ -8,6 +11,11 @@ from advnets.stage import run_stage
 
 def main() -> None:
     params = load_params()
+    if len(sys.argv) > 1:
+        from advnets.gan_stages import sample
+
+        sample(params, sys.argv[1])
+        return
     generator = load_generator("models/generator.pt", params.model)
     save_samples("data/samples.npy", draw_samples(generator, params.model, params.sample.n, params.sample.seed))
     tracking.record_stage("sample", params.flat("model", "sample"))

@@ -1,12 +1,19 @@
-"""DVC stage `train`: the paper's GAN on MNIST; resumes from models/checkpoint.pt if interrupted."""
+"""DVC stage `train`: the paper's GAN on MNIST, or with an argument another dataset's GAN
+(cifar10.fc, cifar10.conv, tfd.pretrain, tfd); resumes from its checkpoint if interrupted."""
+
+import sys
 
 from advnets.params import load_params
 from advnets.stage import run_stage
-from advnets.train import run_training
+from advnets.train import run_gan_training, run_training
 
 
 def main() -> None:
-    run_training(load_params())
+    params = load_params()
+    if len(sys.argv) > 1:
+        run_gan_training(params, sys.argv[1])
+    else:
+        run_training(params)
 
 
 if __name__ == "__main__":

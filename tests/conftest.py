@@ -56,7 +56,7 @@ class PipelineCopy:
         (root / "metrics").mkdir()
         for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "metrics/seeds.json"):
             shutil.copy2(REPO / name, root / name)
-        for folder in ("stages", "src"):
+        for folder in ("stages", "src", "pipelines"):
             shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
         # mlflow.set_tracking_uri, called by earlier tests, exports MLFLOW_TRACKING_URI: drop it.
         inherited = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from advnets.params import ModelParams
+from advnets.params import DatasetModelParams, ModelParams
 
 
 class Maxout(nn.Module):
@@ -86,15 +86,16 @@ class Generator(nn.Sequential):
         with torch.no_grad():
             self.output_layer.bias.copy_(torch.logit(mean))
 
-    def init_output_weights(self, init_range: float, sparse: int | None = None) -> None:
+    def init_output_weights(self, init_range: float | None, sparse: int | None = None) -> None:
         """The output layer's weights ~ U(-init_range, init_range), or pylearn2's sparse_init:
-        `sparse` non-zero N(0, 1) weights into each output unit."""
+        `sparse` non-zero N(0, 1) weights into each output unit, from inputs chosen at random."""
         weight = self.output_layer.weight
         with torch.no_grad():
             if sparse is None:
                 weight.uniform_(-init_range, init_range)
-            else:  # torch's sparse_ zeroes a fraction of each *column*: the transpose's columns are units
-                nn.init.sparse_(weight.T, sparsity=1 - sparse / weight.shape[1], std=1.0)
+            else:
+                chosen = torch.rand(weight.shape).argsort(dim=1)[:, :sparse]
+                weight.zero_().scatter_(1, chosen, torch.randn(len(weight), sparse))
 
 
 class StackedGenerator(nn.Sequential):
@@ -148,17 +149,58 @@ class Discriminator(nn.Sequential):
         return super().forward(x).squeeze(-1)
 
 
-def build_nets(model: ModelParams, data_dim: int) -> tuple[Generator, Discriminator]:
-    generator = Generator(model.noise_dim, model.g_hidden, data_dim, model.g_init_range)
-    discriminator = Discriminator(
-        data_dim,
-        model.d_units,
-        model.d_pieces,
-        model.d_init_range,
-        model.d_keep_input,
-        model.d_keep_hidden,
+def build_generator(model: ModelParams, data_dim: int, image_shape: tuple[int, int, int] | None = None) -> nn.Module:
+    """G as the params describe it. MNIST's output bias is set later, from the data
+    (Generator.set_output_bias_to_data_mean), as is any model's with g_output_bias data_mean."""
+    if not isinstance(model, DatasetModelParams):
+        return Generator(model.noise_dim, model.g_hidden, data_dim, model.g_init_range)
+    if model.deconv is not None:
+        from advnets.conv_nets import DeconvGenerator  # here: conv_nets builds on this module
+
+        return DeconvGenerator(
+            model.noise_dim, model.g_hidden, model.g_activations, model.g_init_range, model.deconv, image_shape
+        )
+    generator = Generator(
+        model.noise_dim, model.g_hidden, data_dim, model.g_init_range, model.g_activations, model.g_output
     )
-    return generator, discriminator
+    set_hidden_biases(list(generator)[:-2], model.g_hidden_biases)
+    generator.init_output_weights(model.g_output_init_range, model.g_output_sparse)
+    if model.g_output_bias != "data_mean":
+        nn.init.constant_(generator.output_layer.bias, model.g_output_bias)
+    return generator
+
+
+def build_discriminator(model: ModelParams, data_dim: int, image_shape: tuple[int, int, int] | None = None) -> nn.Module:
+    if isinstance(model, DatasetModelParams) and model.d_conv:
+        from advnets.conv_nets import ConvDiscriminator  # here: conv_nets builds on this module
+
+        return ConvDiscriminator(
+            image_shape, model.d_conv, model.d_units, model.d_pieces, model.d_init_range,
+            model.d_keep_input, model.d_keep_hidden,
+        )
+    return Discriminator(
+        data_dim, model.d_units, model.d_pieces, model.d_init_range, model.d_keep_input, model.d_keep_hidden
+    )
+
+
+def build_nets(
+    model: ModelParams,
+    data_dim: int,
+    image_shape: tuple[int, int, int] | None = None,
+    pretrained: Generator | None = None,
+) -> tuple[nn.Module, nn.Module]:
+    """G and D, initialised from the global RNG. With a pretrained G (TFD's second stage), G is a
+    new block from the noise to the pretrained G's noise, followed by it."""
+    if pretrained is None:
+        generator = build_generator(model, data_dim, image_shape)
+    else:
+        generator = StackedGenerator(build_generator(model, pretrained[0].in_features), pretrained)
+    return generator, build_discriminator(model, data_dim, image_shape)
+
+
+def output_bias_from_data(model: ModelParams) -> bool:
+    """Whether G's output bias starts at the logit of the training pixel means (MNIST, TFD stage 1)."""
+    return not isinstance(model, DatasetModelParams) or model.g_output_bias == "data_mean"
 
 
 def sample_noise(

@@ -24,6 +24,10 @@ class _Section(BaseModel):
     # strict: a YAML string "5" is not an int; extra: a misspelt key is refused, not ignored.
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
+    def flat_under(self, prefix: str, *sections: str) -> dict[str, Any]:
+        """Dotted keys of these subsections under `prefix`: {'cifar10.fc.train.lr': 0.025, ...}."""
+        return {f"{prefix}.{key}": value for key, value in _flat(self.model_dump(), sections).items()}
+
 
 class DataParams(_Section):
     mirror: str | None = Field(
@@ -63,7 +67,9 @@ class ModelParams(NetSizes):
     d_keep_hidden: Probability
 
 
-class TrainParams(_Section):
+class StepParams(_Section):
+    """How the nets step: the update rule, losses, optimizer and its schedules, the epochs."""
+
     update: Literal["simultaneous", "alternating"]
     k: PositiveInt
     g_loss: Literal["non_saturating", "minimax"]
@@ -81,9 +87,14 @@ class TrainParams(_Section):
     batches_per_epoch: PositiveInt | None
     seed: int = Field(ge=0)
     device: Literal["auto", "cpu", "cuda"]
+    grid_every: PositiveInt
+
+
+class TrainParams(StepParams):
+    """StepParams and the official per-epoch validation Parzen monitor (data in [0, 1] only)."""
+
     monitor_samples: PositiveInt
     monitor_sigma: float = Field(gt=0)
-    grid_every: PositiveInt
 
 
 class SelectParams(_Section):
@@ -106,13 +117,16 @@ class ParzenParams(_Section):
     device: Literal["auto", "cpu", "cuda"]
 
 
-class FiguresParams(_Section):
+class Figure2Params(_Section):
     seed: int = Field(ge=0)
     sample_rows: PositiveInt
     sample_cols: PositiveInt
+    scale: PositiveInt
+
+
+class FiguresParams(Figure2Params):
     interp_rows: PositiveInt
     interp_frames: int = Field(ge=2)
-    scale: PositiveInt
 
 
 class ToyParams(NetSizes):
@@ -140,6 +154,118 @@ class TrackingParams(_Section):
     experiment: str = Field(min_length=1)
 
 
+# ---- the paper's other datasets (paper-2014-spec.md section 4): one section each ----
+
+
+class ConvMaxoutParams(_Section):
+    """One convolutional maxout layer of D: `channels` units of `pieces` feature maps each, then
+    max pooling."""
+
+    channels: PositiveInt
+    pieces: PositiveInt
+    kernel: PositiveInt
+    pad: int = Field(ge=0)
+    pool: PositiveInt
+    pool_stride: PositiveInt
+
+
+class DeconvParams(_Section):
+    """G's last hidden layer seen as `channels` maps of side x side, then a transposed
+    convolution to the image (untied bias, linear output)."""
+
+    channels: PositiveInt
+    side: PositiveInt
+    kernel: PositiveInt
+    stride: PositiveInt
+
+
+class DatasetModelParams(ModelParams):
+    """MNIST's model keys, plus what the other datasets' nets change."""
+
+    g_activations: list[Literal["relu", "sigmoid"]] = Field(description="One per g_hidden layer.")
+    g_hidden_biases: list[float] = Field(description="Initial bias of each g_hidden layer.")
+    g_output: Literal["sigmoid", "linear"]
+    g_output_init_range: float | None = Field(gt=0, description="The output layer's weights ~ U(-r, r) ...")
+    g_output_sparse: PositiveInt | None = Field(description="... or N non-zero N(0, 1) weights per unit.")
+    g_output_bias: float | Literal["data_mean"] = Field(description="A constant, or logit(pixel means).")
+    max_col_norm: float | None = Field(gt=0, description="Cap on every unit's incoming weight norm.")
+    deconv: DeconvParams | None = Field(description="A transposed-convolution output layer instead.")
+    d_conv: list[ConvMaxoutParams] = Field(description="Convolutional maxout layers before d_units.")
+
+    @model_validator(mode="after")
+    def _layers_agree(self) -> DatasetModelParams:
+        if not len(self.g_hidden) == len(self.g_activations) == len(self.g_hidden_biases):
+            raise ValueError(
+                f"g_hidden, g_activations and g_hidden_biases must have one entry per hidden layer, "
+                f"got {len(self.g_hidden)}, {len(self.g_activations)} and {len(self.g_hidden_biases)}"
+            )
+        if self.deconv is not None and self.deconv.channels * self.deconv.side**2 != self.g_hidden[-1]:
+            raise ValueError(
+                f"deconv.channels * deconv.side^2 must equal the last g_hidden size {self.g_hidden[-1]}, "
+                f"got {self.deconv.channels} * {self.deconv.side}^2"
+            )
+        if (self.g_output_init_range is None) == (self.g_output_sparse is None):
+            raise ValueError("set exactly one of g_output_init_range and g_output_sparse (the other null)")
+        if self.g_output_bias == "data_mean" and self.g_output != "sigmoid":
+            raise ValueError("g_output_bias data_mean (logit of pixel means) needs g_output sigmoid")
+        return self
+
+
+class GanParams(_Section):
+    """One GAN of one dataset: what MNIST's top-level sections hold, for another dataset."""
+
+    model: DatasetModelParams
+    train: StepParams
+    sample: SampleParams
+    figures: Figure2Params
+    tracking: TrackingParams
+
+
+class Cifar10DataParams(_Section):
+    mirror: str | None = Field(
+        description="Local folder with cifar-10-python.tar.gz; ADVNETS_CIFAR10_MIRROR overrides it."
+    )
+
+
+class Cifar10Params(_Section):
+    data: Cifar10DataParams
+    fc: GanParams    # Figure 2 c: fully connected nets
+    conv: GanParams  # Figure 2 d: convolutional D, "deconvolutional" G
+
+
+class TfdDataParams(_Section):
+    mat_path: str = Field(min_length=1, description="The user's TFD_48x48.mat (TFD is licensed).")
+    fold: int = Field(ge=0, le=4, description="Whose unlabeled images train G (the official code: 0).")
+
+
+class TfdPretrainParams(_Section):
+    model: DatasetModelParams
+    train: TrainParams
+
+
+class TfdParzenParams(_Section):
+    sigmas: list[Annotated[float, Field(gt=0)]] = Field(min_length=1)
+    folds: list[Annotated[int, Field(ge=0, le=4)]] = Field(min_length=1)
+    chunk_size: PositiveInt
+    device: Literal["auto", "cpu", "cuda"]
+
+
+class TfdParams(GanParams):
+    """TFD's two stages: `pretrain` trains G with a D; then `model` puts a new block in front of the
+    pretrained G and trains it with a fresh D."""
+
+    data: TfdDataParams
+    pretrain: TfdPretrainParams
+    train: TrainParams
+    parzen: TfdParzenParams
+
+    @model_validator(mode="after")
+    def _block_feeds_pretrained(self) -> TfdParams:
+        if self.model.g_output != "sigmoid" or self.model.deconv is not None:
+            raise ValueError("model: the new block's output (the pretrained G's noise) must be g_output sigmoid, no deconv")
+        return self
+
+
 class Params(_Section):
     data: DataParams
     model: ModelParams
@@ -150,6 +276,8 @@ class Params(_Section):
     figures: FiguresParams
     toy: ToyParams
     tracking: TrackingParams
+    cifar10: Cifar10Params
+    tfd: TfdParams
 
     @model_validator(mode="after")
     def _sizes_fit(self) -> Params:
@@ -190,12 +318,27 @@ class Params(_Section):
 
     def flat(self, *sections: str) -> dict[str, Any]:
         """Dotted keys, as `dvc params diff` names them: {'train.lr': 0.1, ...}."""
-        dumped = self.model_dump()
-        return {
-            f"{section}.{key}": value
-            for section in sections or dumped
-            for key, value in dumped[section].items()
-        }
+        return _flat(self.model_dump(), sections)
+
+    def gan(self, name: str) -> GanParams | TfdPretrainParams:
+        """A GAN section of another dataset by its dotted name (GANS)."""
+        if name not in GANS:
+            raise ParamsError(f"no GAN section {name!r} in params; one of: {', '.join(GANS)}")
+        section: Any = self
+        for part in name.split("."):
+            section = getattr(section, part)
+        return section
+
+
+GANS = ("cifar10.fc", "cifar10.conv", "tfd.pretrain", "tfd")
+
+
+def _flat(dumped: dict[str, Any], sections: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        f"{section}.{key}": value
+        for section in sections or dumped
+        for key, value in dumped[section].items()
+    }
 
 
 def _describe(error: dict[str, Any]) -> str:

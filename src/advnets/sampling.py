@@ -2,28 +2,42 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from advnets.atomic import atomic_path
-from advnets.nets import Generator, sample_noise
+from advnets.nets import StackedGenerator, build_generator, sample_noise
 from advnets.params import ModelParams
 
 
-def load_generator(path: str | Path, model: ModelParams) -> Generator:
-    """A generator built from model params with the weights saved at path (its output size is
-    read from the weights)."""
+def load_generator(
+    path: str | Path,
+    model: ModelParams,
+    image_shape: tuple[int, int, int] | None = None,
+    first_stage: ModelParams | None = None,
+) -> torch.nn.Module:
+    """A generator built from model params with the weights saved at path. Its output size is
+    image_shape's, or read from the weights (MNIST). first_stage: the model of the G that TFD's
+    second stage stacks on."""
     state = torch.load(path, map_location="cpu", weights_only=True)
-    data_dim = state[f"{len(model.g_hidden) * 2}.weight"].shape[0]
-    generator = Generator(model.noise_dim, model.g_hidden, data_dim, model.g_init_range)
+    if image_shape is None:
+        data_dim = state[f"{len(model.g_hidden) * 2}.weight"].shape[0]
+    else:
+        data_dim = math.prod(image_shape)
+    if first_stage is None:
+        generator = build_generator(model, data_dim, image_shape)
+    else:
+        pretrained = build_generator(first_stage, data_dim, image_shape)
+        generator = StackedGenerator(build_generator(model, first_stage.noise_dim), pretrained)
     generator.load_state_dict(state)
     return generator.eval()
 
 
 @torch.no_grad()
-def draw_samples(generator: Generator, model: ModelParams, n: int, seed: int, batch_size: int = 1000) -> torch.Tensor:
+def draw_samples(generator: torch.nn.Module, model: ModelParams, n: int, seed: int, batch_size: int = 1000) -> torch.Tensor:
     """n samples [n, data_dim] in [0, 1]; on the CPU so a seed gives the same samples anywhere."""
     rng = torch.Generator().manual_seed(seed)
     generator = generator.cpu().eval()

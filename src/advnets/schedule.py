@@ -5,14 +5,14 @@ from __future__ import annotations
 import torch
 
 from advnets.errors import AdvnetsError
-from advnets.params import TrainParams
+from advnets.params import StepParams
 
 
 class OptimizerStateError(AdvnetsError, ValueError):
     """A saved optimizer state this code cannot continue."""
 
 
-def learning_rate(train: TrainParams, step: int) -> float:
+def learning_rate(train: StepParams, step: int) -> float:
     """The rate for step `step` (0-based): lr / decay^step, floored at lr_min."""
     try:
         decayed = train.lr / train.lr_decay**step
@@ -21,7 +21,7 @@ def learning_rate(train: TrainParams, step: int) -> float:
     return max(decayed, train.lr_min)
 
 
-def momentum(train: TrainParams, completed_epochs: int) -> float:
+def momentum(train: StepParams, completed_epochs: int) -> float:
     """mu = start + (end - start) * min(e / ramp_epochs, 1) after e completed epochs."""
     ramp = min(completed_epochs / train.momentum_ramp_epochs, 1.0)
     return train.momentum_start + (train.momentum_end - train.momentum_start) * ramp
@@ -38,7 +38,7 @@ class ClassicalMomentumSGD(torch.optim.SGD):
 
     STATE_FORM = "lr-scaled"  # the momentum buffers hold lr-scaled increments (-inc)
 
-    def __init__(self, params, train: TrainParams):
+    def __init__(self, params, train: StepParams):
         super().__init__(params, lr=1.0, momentum=train.momentum_start, fused=True)
         self.train_params = train
         self.steps_done = 0

@@ -95,8 +95,19 @@ def git_state(root: Path) -> dict[str, str]:
 
 
 def _stages(root: Path, name: str) -> dict[str, Any]:
+    """The stages of a dvc.yaml or dvc.lock, a `foreach` over a list expanded as DVC names them
+    (stage@item, ${item} substituted)."""
     path = root / name
-    return (yaml.safe_load(path.read_text()) or {}).get("stages", {}) if path.is_file() else {}
+    stages = (yaml.safe_load(path.read_text()) or {}).get("stages", {}) if path.is_file() else {}
+    expanded = {}
+    for stage, declared in stages.items():
+        if isinstance(declared.get("foreach"), list):
+            body = json.dumps(declared["do"])
+            for item in declared["foreach"]:
+                expanded[f"{stage}@{item}"] = json.loads(body.replace("${item}", str(item)))
+        else:
+            expanded[stage] = declared
+    return expanded
 
 
 def _out_paths(entries: list) -> list[str]:
@@ -114,16 +125,17 @@ def _outputs(root: Path) -> list[str]:
     return [path for declared in _stages(root, "dvc.yaml").values() for path in _stage_outputs(declared)]
 
 
-def stage_files(root: Path, stage: str) -> dict[str, list[str]]:
-    """A stage's dependency and output paths as dvc.yaml declares them."""
-    declared = _stages(root, "dvc.yaml").get(stage, {})
+def stage_files(root: Path, stage: str, pipeline: str = "") -> dict[str, list[str]]:
+    """A stage's dependency and output paths as the dvc.yaml in folder `pipeline` declares them
+    (its paths are relative to the root: the other datasets' pipelines have wdir ../..)."""
+    declared = _stages(root, str(Path(pipeline, "dvc.yaml"))).get(stage, {})
     return {"deps": list(declared.get("deps", [])), "outs": _stage_outputs(declared)}
 
 
-def locked_md5s(root: Path) -> dict[str, str]:
-    """Every path dvc.lock records (deps and outs), with its md5 (a DVC 3 file hash is the md5
+def locked_md5s(root: Path, pipeline: str = "") -> dict[str, str]:
+    """Every path a dvc.lock records (deps and outs), with its md5 (a DVC 3 file hash is the md5
     of the bytes; a folder's ends in .dir)."""
-    stages = _stages(root, "dvc.lock").values()
+    stages = _stages(root, str(Path(pipeline, "dvc.lock"))).values()
     # Outputs last: the stage that wrote a path is its authority, not a dependent that ran earlier.
     entries = [e for s in stages for e in s.get("deps", [])] + [e for s in stages for e in s.get("outs", [])]
     return {entry["path"]: entry["md5"] for entry in entries}
@@ -140,9 +152,9 @@ def content_md5(root: Path, path: str, locked: dict[str, str] | None = None) -> 
     return (locked if locked is not None else locked_md5s(root)).get(path)
 
 
-def file_tags(root: Path, stage: str) -> dict[str, str]:
+def file_tags(root: Path, stage: str, pipeline: str = "") -> dict[str, str]:
     """`dvc.md5.<path>` for each dependency and output of the stage that exists now."""
-    files, locked = stage_files(root, stage), locked_md5s(root)
+    files, locked = stage_files(root, stage, pipeline), locked_md5s(root, pipeline)
     tags = {}
     for path in [*files["deps"], *files["outs"]]:
         md5 = content_md5(root, path, locked)
@@ -151,15 +163,17 @@ def file_tags(root: Path, stage: str) -> dict[str, str]:
     return tags
 
 
-def lineage_tags(root: Path, stage: str, device: torch.device | None = None) -> dict[str, str]:
+def lineage_tags(root: Path, stage: str, device: torch.device | None = None, pipeline: str = "") -> dict[str, str]:
     """What every run a stage writes carries: stage, DVC experiment, git state, torch, device and
     the md5 of the stage's files, so MLflow joins dvc.lock by content."""
     tags = {**git_state(root), "torch.version": torch.__version__, "DVC_STAGE": stage}
+    if pipeline:
+        tags["DVC_PIPELINE"] = pipeline
     if device is not None:
         tags["device"] = str(device)
     if os.environ.get("DVC_EXP_NAME"):
         tags["DVC_EXP_NAME"] = os.environ["DVC_EXP_NAME"]
-    return {**tags, **file_tags(root, stage)}
+    return {**tags, **file_tags(root, stage, pipeline)}
 
 
 def log_dataset(name: str, source_url: str, digest: str | None, context: str) -> None:
@@ -196,6 +210,7 @@ def record_stage(
     artifacts: list[str | Path] = (),
     headline: dict[str, float] | None = None,
     run_record: str | Path = RUN_RECORD,
+    pipeline: str = "",
 ) -> str | None:
     """Record a stage that follows training, for the model it worked on: a nested run (run name =
     the stage) under the training run, with the params the stage read, its metrics and the lineage
@@ -227,7 +242,7 @@ def record_stage(
     )
     for path in artifacts:
         client.log_artifact(parent_id, str(path), artifact_path=stage)
-    tags = {"mlflow.parentRunId": parent_id, **lineage_tags(workspace(), stage)}
+    tags = {"mlflow.parentRunId": parent_id, **lineage_tags(workspace(), stage, pipeline=pipeline)}
     child = client.create_run(parent.info.experiment_id, run_name=stage, tags=tags)
     status = "FAILED"
     try:

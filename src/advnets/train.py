@@ -1,4 +1,6 @@
-"""The train stage: resume from the checkpoint if there is one, train, track in MLflow, write outputs."""
+"""The train stages: resume from the checkpoint if there is one, train, track in MLflow, write
+outputs. MNIST keeps the epoch its validation selection chooses; the other datasets' GANs (no
+Parzen figure to select on, or TFD's fixed epochs) keep the last."""
 
 from __future__ import annotations
 
@@ -13,10 +15,12 @@ import mlflow
 import torch
 from torchvision.utils import save_image
 
-from advnets import checkpoint, tracking
+from advnets import checkpoint, datasets, tracking
 from advnets.atomic import atomic_path, write_csv, write_text
-from advnets.data import load_mnist
+from advnets.data import load_mnist, md5_of
+from advnets.datasets import GANS, slug
 from advnets.device import resolve_device
+from advnets.figures import for_display
 from advnets.params import Params
 from advnets.selection import Selector
 from advnets.trainer import Trainer
@@ -35,6 +39,34 @@ class TrainOutputs:
     curve: Path = Path("metrics/train_curve.csv")
     selection: Path = Path("metrics/selection.csv")
 
+    @classmethod
+    def of_gan(cls, gan: str) -> TrainOutputs:
+        """A GAN of another dataset: models/<slug>/ and metrics/<slug>/ (slug: cifar10_fc ...)."""
+        models, metrics = Path("models") / slug(gan), Path("metrics") / slug(gan)
+        return cls(
+            models / "generator.pt", models / "discriminator.pt", models / "mlflow-run.json",
+            models / "checkpoint.pt", metrics / "train.json", metrics / "train_curve.csv", metrics / "selection.csv",
+        )
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """One GAN's training, whatever the dataset."""
+
+    gan: object  # .model and .train: MNIST's Params, or a GAN section of another dataset
+    flat_params: dict  # what the run is: logged to MLflow, and a checkpoint must match it
+    experiment: str
+    run_name: str
+    stage: str  # the DVC stage, for the lineage tags
+    pipeline: str  # the folder of its dvc.yaml ("" for the root)
+    dataset: tuple[str, str, str]  # MLflow dataset input: name, source, the DVC output it is in
+    train_images: torch.Tensor
+    valid_images: torch.Tensor | None  # for the monitor (None: no monitor)
+    image_shape: tuple[int, int, int]
+    display: str
+    selector: Selector | None = None  # None: the last epoch's nets are the result
+    pretrained: torch.nn.Module | None = None  # TFD's first-stage G
+
 
 def run_training(
     params: Params,
@@ -42,62 +74,125 @@ def run_training(
     out: TrainOutputs = TrainOutputs(),
     on_epoch_end: Callable[[Trainer], None] | None = None,
 ) -> list[dict[str, float]]:
-    """Train to params.train.epochs, resuming an interrupted run, and keep the epoch that scores
-    best on validation data; returns the per-epoch rows."""
-    root, here = tracking.repo_root(), tracking.workspace()
+    """MNIST: train to params.train.epochs, resuming an interrupted run, and keep the epoch that
+    scores best on validation data; returns the per-epoch rows."""
     device = resolve_device(params.train.device)
     valid_images = load_mnist("valid", data_root)[0]
-    trainer = Trainer(params, load_mnist("train", data_root)[0], valid_images, device)
-    selector = Selector(params, valid_images, device)
-    flat = {**params.flat("data", "model", "train", "select"), **_selection_params(params)}
+    job = TrainingJob(
+        gan=params,
+        flat_params={**params.flat("data", "model", "train", "select"), **_selection_params(params)},
+        experiment=params.tracking.experiment,
+        run_name=f"seed{params.train.seed}-{params.train.update}",
+        stage="train",
+        pipeline="",
+        dataset=("mnist", DATA_SOURCE, DATA_OUTPUT),
+        train_images=load_mnist("train", data_root)[0],
+        valid_images=valid_images,
+        image_shape=(1, 28, 28),
+        display="unit",
+        selector=Selector(params, valid_images, device),
+    )
+    return train_gan(job, device, out, on_epoch_end)
+
+
+def run_gan_training(
+    params: Params,
+    gan: str,
+    data_root: str | Path = "data",
+    on_epoch_end: Callable[[Trainer], None] | None = None,
+) -> list[dict[str, float]]:
+    """Another dataset's GAN (advnets.datasets.GANS); TFD's second stage stacks on the first's G."""
+    section, data = params.gan(gan), GANS[gan]
+    dataset = gan.split(".")[0]
+    flat = {**section.flat_under(gan, "model", "train"), **params.flat_under(dataset, "data")}
+    pretrained = None
+    if gan == "tfd":
+        from advnets.sampling import load_generator
+
+        first = TrainOutputs.of_gan("tfd.pretrain").generator
+        pretrained = load_generator(first, params.tfd.pretrain.model, data.image_shape)
+        flat["tfd.pretrained_md5"] = md5_of(first)  # a new first stage is a new run
+    device = resolve_device(section.train.device)
+    job = TrainingJob(
+        gan=section,
+        flat_params=flat,
+        experiment=(params.tfd if gan == "tfd.pretrain" else section).tracking.experiment,
+        run_name=f"{slug(gan)}-seed{section.train.seed}",
+        stage=datasets.stage("train", gan),
+        pipeline=datasets.pipeline(gan),
+        dataset=(data.dataset, data.source, f"data/{data.dataset}"),
+        train_images=data.images(params, "train", data_root),
+        valid_images=data.images(params, "valid", data_root),
+        image_shape=data.image_shape,
+        display=data.display,
+        pretrained=pretrained,
+    )
+    return train_gan(job, device, TrainOutputs.of_gan(gan), on_epoch_end)
+
+
+def train_gan(
+    job: TrainingJob,
+    device: torch.device,
+    out: TrainOutputs,
+    on_epoch_end: Callable[[Trainer], None] | None = None,
+) -> list[dict[str, float]]:
+    """Train job.gan to its train.epochs, resuming an interrupted run; returns the per-epoch rows."""
+    root, here = tracking.repo_root(), tracking.workspace()
+    trainer = Trainer(job.gan, job.train_images, job.valid_images, device, job.image_shape, job.pretrained)
+    selector = job.selector
+    epochs = job.gan.train.epochs
 
     history: list[dict[str, float]] = []
     scores: list[dict[str, float]] = []
     run_id = None
-    saved = checkpoint.load(out.checkpoint, flat)
+    saved = checkpoint.load(out.checkpoint, job.flat_params)
     if saved is not None:
         trainer.load_state_dict(saved["state"])
-        selector.load_state_dict(saved["best"])
+        if selector:
+            selector.load_state_dict(saved["best"])
         history, scores, run_id = saved["history"], saved["scores"], saved["run_id"]
-        if trainer.epoch > params.train.epochs:
+        if trainer.epoch > epochs:
             raise checkpoint.ResumeError(
                 f"{out.checkpoint} is at epoch {trainer.epoch}, beyond train.epochs = "
-                f"{params.train.epochs}; raise train.epochs or remove it: rm {out.checkpoint}"
+                f"{epochs}; raise train.epochs or remove it: rm {out.checkpoint}"
             )
         print(f"resuming from {out.checkpoint} after epoch {trainer.epoch}")
 
-    experiment = tracking.experiment_id(params.tracking.experiment, root)
-    run_name = f"seed{params.train.seed}-{params.train.update}"
-    with mlflow.start_run(run_id=run_id, experiment_id=experiment, run_name=run_name) as run:
+    experiment = tracking.experiment_id(job.experiment, root)
+    with mlflow.start_run(run_id=run_id, experiment_id=experiment, run_name=job.run_name) as run:
         if run_id is None:
-            tracking.log_flat_params({**flat, **params.flat("tracking")})
-            tracking.log_dataset("mnist", DATA_SOURCE, tracking.content_md5(here, DATA_OUTPUT), context="training")
-        mlflow.set_tags(tracking.lineage_tags(here, "train", device))
+            tracking.log_flat_params(job.flat_params)
+            name, source, output = job.dataset
+            tracking.log_dataset(name, source, tracking.content_md5(here, output), context="training")
+        mlflow.set_tags(tracking.lineage_tags(here, job.stage, device, job.pipeline))
         tracking.write_run_record(out.run_record, run, root)
 
-        while trainer.epoch < params.train.epochs:
+        while trainer.epoch < epochs:
             row = trainer.train_epoch()
             history.append(row)
             metrics = {k: v for k, v in row.items() if k != "epoch"}
-            if selector.due(trainer.epoch):
+            if selector and selector.due(trainer.epoch):
                 metrics.update(_score_epoch(trainer, selector, scores))
-            extra = {"history": history, "scores": scores, "best": selector.state_dict(), "run_id": run.info.run_id}
-            checkpoint.save(out.checkpoint, trainer.state_dict(), flat, extra)
+            best = selector.state_dict() if selector else None
+            extra = {"history": history, "scores": scores, "best": best, "run_id": run.info.run_id}
+            checkpoint.save(out.checkpoint, trainer.state_dict(), job.flat_params, extra)
             mlflow.log_metrics(metrics, step=row["epoch"])
             _write_metrics(out, history, scores, selector)
-            if trainer.epoch % params.train.grid_every == 0 or trainer.epoch == params.train.epochs:
-                _log_grid(trainer)
+            if trainer.epoch % job.gan.train.grid_every == 0 or trainer.epoch == epochs:
+                _log_grid(trainer, job.image_shape, job.display)
             if on_epoch_end is not None:
                 on_epoch_end(trainer)
 
-        if not scores or scores[-1]["epoch"] != trainer.epoch:  # train.epochs lowered to where it stopped
+        if selector and (not scores or scores[-1]["epoch"] != trainer.epoch):  # epochs lowered to where it stopped
             mlflow.log_metrics(_score_epoch(trainer, selector, scores), step=trainer.epoch)
         _write_metrics(out, history, scores, selector)
-        _save_state_dict(out.generator, selector.best["generator"])
-        _save_state_dict(out.discriminator, selector.best["discriminator"])
-        mlflow.log_metrics({k: float(v) for k, v in selector.summary().items()})
+        result = selector.best if selector else {k: v.state_dict() for k, v in _nets(trainer).items()}
+        _save_state_dict(out.generator, result["generator"])
+        _save_state_dict(out.discriminator, result["discriminator"])
+        if selector:
+            mlflow.log_metrics({k: float(v) for k, v in selector.summary().items()})
         mlflow.log_artifact(str(out.generator), artifact_path="model")
-        mlflow.set_tags(tracking.lineage_tags(here, "train", device))
+        mlflow.set_tags(tracking.lineage_tags(here, job.stage, device, job.pipeline))
     out.checkpoint.unlink(missing_ok=True)
     return history
 
@@ -127,21 +222,18 @@ def _save_state_dict(path: Path, state: dict[str, torch.Tensor]) -> None:
         torch.save(state, f)
 
 
-def _write_metrics(out: TrainOutputs, history: list[dict], scores: list[dict], selector: Selector) -> None:
+def _write_metrics(out: TrainOutputs, history: list[dict], scores: list[dict], selector: Selector | None) -> None:
     write_csv(out.curve, history)
     if scores:
         write_csv(out.selection, scores)
-    summary = {**history[-1], **(selector.summary() if selector.best else {})}
+    summary = {**history[-1], **(selector.summary() if selector and selector.best else {})}
     write_text(out.summary, json.dumps(summary, indent=2) + "\n")
 
 
-def _log_grid(trainer: Trainer) -> None:
-    samples = trainer.grid_samples()
-    side = math.isqrt(samples.shape[1])
-    if side * side != samples.shape[1]:
-        return  # not a square grey image
+def _log_grid(trainer: Trainer, image_shape: tuple[int, int, int], display: str) -> None:
+    samples = for_display(trainer.grid_samples(), display)
     nrow = math.isqrt(len(samples))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"epoch-{trainer.epoch:04d}.png"
-        save_image(samples.view(-1, 1, side, side), path, nrow=nrow, padding=2)
+        save_image(samples.view(-1, *image_shape), path, nrow=nrow, padding=2)
         mlflow.log_artifact(str(path), artifact_path="grids")

@@ -17,8 +17,8 @@ from tqdm import tqdm
 
 from advnets.cuda_graph import GraphedSimultaneousStep
 from advnets.errors import AdvnetsError
-from advnets.nets import sample_noise
-from advnets.params import Params
+from advnets.nets import Discriminator, Generator, output_bias_from_data, sample_noise
+from advnets.params import TrainParams
 from advnets.parzen import log_likelihood
 from advnets.schedule import learning_rate, momentum
 from advnets.updates import Nets, discriminator_step, generator_step, simultaneous_step
@@ -32,32 +32,50 @@ class NonFiniteError(AdvnetsError):
 
 
 class Trainer:
-    def __init__(self, params: Params, train_images: torch.Tensor, valid_images: torch.Tensor, device: torch.device):
+    """params: anything with .model and .train (MNIST's Params, or one GAN section of another
+    dataset). The per-epoch validation Parzen monitor runs when params.train has its keys and
+    validation images are given; image_shape is for convolutional nets; pretrained is TFD's
+    first-stage G, which the new G stacks on."""
+
+    def __init__(
+        self,
+        params,
+        train_images: torch.Tensor,
+        valid_images: torch.Tensor | None,
+        device: torch.device,
+        image_shape: tuple[int, int, int] | None = None,
+        pretrained: Generator | None = None,
+    ):
         self.params, self.device = params, device
         # The trainer owns its random stream (init, permutations, noise, dropout masks): it is
         # swapped in around each use, so two trainers never disturb each other and a checkpoint
         # holds everything a bit-identical resume needs.
         with self._forked_rng():
             torch.manual_seed(params.train.seed)
-            self.nets = Nets.create(params.model, params.train, train_images.shape[1])
+            self.nets = Nets.create(params.model, params.train, train_images.shape[1], image_shape, pretrained)
             self._save_rng()
-        self.nets.generator.set_output_bias_to_data_mean(train_images)
+        if pretrained is None and output_bias_from_data(params.model):
+            self.nets.generator.set_output_bias_to_data_mean(train_images)
         self.nets.generator.to(device).train()  # moves the parameters in place: the optimizers follow
         self.nets.discriminator.to(device).train()
         self.train_images = train_images.to(device)
-        self.valid_images = valid_images.to(device)
+        monitored = isinstance(params.train, TrainParams) and valid_images is not None
+        self.valid_images = valid_images.to(device) if monitored else None
         # Fixed noise, from its own generator, so the monitor and the grids compare like with like
         # across epochs and never disturb the training random stream.
         fixed = torch.Generator().manual_seed(params.train.seed)
-        self.monitor_z = sample_noise(params.train.monitor_samples, params.model, generator=fixed).to(device)
+        if monitored:
+            self.monitor_z = sample_noise(params.train.monitor_samples, params.model, generator=fixed).to(device)
         self.grid_z = sample_noise(GRID_SIZE, params.model, generator=fixed).to(device)
         self.epoch = 0  # completed epochs
         self._choose_step()
 
     def _choose_step(self) -> None:
-        """The simultaneous step replays a CUDA graph on a GPU (advnets.cuda_graph), else runs eagerly."""
+        """The simultaneous step replays a CUDA graph on a GPU (advnets.cuda_graph) for the fully
+        connected D (the one its tests cover), else runs eagerly."""
         self.simultaneous_step = functools.partial(simultaneous_step, self.nets)
-        if self.device.type == "cuda" and self.params.train.update == "simultaneous":
+        graphable = isinstance(self.nets.discriminator, Discriminator)
+        if self.device.type == "cuda" and self.params.train.update == "simultaneous" and graphable:
             batch = (self.params.train.batch_size, self.train_images.shape[1])
             self.simultaneous_step = GraphedSimultaneousStep(self.nets, batch, self.device)
 
@@ -117,18 +135,19 @@ class Trainer:
         d_means = d_figures.mean(dim=0).tolist()
         seconds = time.perf_counter() - start
         self.epoch += 1
-        return {
+        row = {
             "epoch": self.epoch,
             "d_loss": d_means[0],
             "g_loss": g_losses[:g_done].mean().item(),
             "d_real": d_means[1],
             "d_fake": d_means[2],
-            "valid_parzen": self.monitor(),
+            "valid_parzen": self.monitor() if self.valid_images is not None else None,
             "lr": learning_rate(train, nets.opt_d.steps_done - 1),
             "momentum": momentum(train, self.epoch - 1),
             "seconds": seconds,
             "images_per_s": n_batches * size / seconds,
         }
+        return {key: value for key, value in row.items() if value is not None}
 
     def _check_finite(self, d_losses: torch.Tensor, g_losses: torch.Tensor) -> None:
         train = self.params.train

@@ -16,8 +16,10 @@ import torch
 import torch.nn.functional as F
 
 from advnets import discriminator_pass
-from advnets.nets import Discriminator, Generator, build_nets, sample_noise
-from advnets.params import ModelParams, TrainParams
+from torch import nn
+
+from advnets.nets import Discriminator, Generator, build_nets, cap_column_norms, sample_noise
+from advnets.params import DatasetModelParams, ModelParams, StepParams
 from advnets.schedule import ClassicalMomentumSGD
 
 
@@ -35,17 +37,24 @@ def g_loss(fake_logits: torch.Tensor, kind: str) -> torch.Tensor:
 
 @dataclass
 class Nets:
-    generator: Generator
-    discriminator: Discriminator
+    generator: nn.Module
+    discriminator: nn.Module
     opt_g: ClassicalMomentumSGD
     opt_d: ClassicalMomentumSGD
     model: ModelParams
-    train: TrainParams
+    train: StepParams
 
     @classmethod
-    def create(cls, model: ModelParams, train: TrainParams, data_dim: int) -> Nets:
+    def create(
+        cls,
+        model: ModelParams,
+        train: StepParams,
+        data_dim: int,
+        image_shape: tuple[int, int, int] | None = None,
+        pretrained: Generator | None = None,
+    ) -> Nets:
         """Freshly initialised nets (from the global RNG) with their optimizers."""
-        generator, discriminator = build_nets(model, data_dim)
+        generator, discriminator = build_nets(model, data_dim, image_shape, pretrained)
         return cls(
             generator,
             discriminator,
@@ -55,6 +64,12 @@ class Nets:
             train,
         )
 
+    def cap_norms(self) -> None:
+        """The max_col_norm constraint (TFD), after every update."""
+        if isinstance(self.model, DatasetModelParams) and self.model.max_col_norm is not None:
+            cap_column_norms(self.generator, self.model.max_col_norm)
+            cap_column_norms(self.discriminator, self.model.max_col_norm)
+
 
 @dataclass
 class DStats:
@@ -63,9 +78,10 @@ class DStats:
     fake: torch.Tensor  # mean D(G(z))
 
 
-def _step(optimizer: ClassicalMomentumSGD, grads, completed_epochs: int) -> None:
+def _step(nets: Nets, optimizer: ClassicalMomentumSGD, grads, completed_epochs: int) -> None:
     optimizer.schedule(completed_epochs)
     optimizer.apply(list(grads))
+    nets.cap_norms()
 
 
 def simultaneous_step(nets: Nets, x: torch.Tensor, completed_epochs: int) -> tuple[DStats, torch.Tensor]:
@@ -78,8 +94,11 @@ def simultaneous_step(nets: Nets, x: torch.Tensor, completed_epochs: int) -> tup
 def simultaneous_update(nets: Nets, x: torch.Tensor) -> tuple[DStats, torch.Tensor]:
     """The step's device work at the scheduled rates (what advnets.cuda_graph captures).
 
-    One D pass over data and fakes (independent dropout masks) gives both losses; D's backward is
-    done by hand for both at once (advnets.discriminator_pass), G's by autograd."""
+    One D pass over data and fakes (independent dropout masks) gives both losses; for the fully
+    connected D its backward is done by hand for both at once (advnets.discriminator_pass), else by
+    autograd; G's by autograd."""
+    if not isinstance(nets.discriminator, Discriminator):
+        return _simultaneous_update_autograd(nets, x)
     g_params = list(nets.generator.parameters())
     batch = len(x)
     z = sample_noise(batch, nets.model, x.device)
@@ -98,6 +117,26 @@ def simultaneous_update(nets: Nets, x: torch.Tensor) -> tuple[DStats, torch.Tens
     g_grads = torch.autograd.grad(fakes, g_params, fake_grad)  # both at the pre-update parameters
     nets.opt_d.apply(d_grads)
     nets.opt_g.apply(list(g_grads))
+    nets.cap_norms()
+    stats = DStats(loss_d.detach(), _mean_prob(real_logits), _mean_prob(fake_logits))
+    return stats, loss_g.detach()
+
+
+def _simultaneous_update_autograd(nets: Nets, x: torch.Tensor) -> tuple[DStats, torch.Tensor]:
+    """The same step with autograd for any D: both losses from one dropped-out pass, both
+    gradients before either net steps."""
+    g_params, d_params = list(nets.generator.parameters()), list(nets.discriminator.parameters())
+    batch = len(x)
+    fakes = nets.generator(sample_noise(batch, nets.model, x.device))
+    logits = nets.discriminator(torch.cat([x, fakes]))
+    real_logits, fake_logits = logits[:batch], logits[batch:]
+    loss_d = d_loss(real_logits, fake_logits, nets.train.d_loss_scale)
+    loss_g = g_loss(fake_logits, nets.train.g_loss)
+    d_grads = torch.autograd.grad(loss_d, d_params, retain_graph=True)
+    g_grads = torch.autograd.grad(loss_g, g_params)
+    nets.opt_d.apply(list(d_grads))
+    nets.opt_g.apply(list(g_grads))
+    nets.cap_norms()
     stats = DStats(loss_d.detach(), _mean_prob(real_logits), _mean_prob(fake_logits))
     return stats, loss_g.detach()
 
@@ -109,7 +148,7 @@ def discriminator_step(nets: Nets, x: torch.Tensor, completed_epochs: int) -> DS
     real_logits = nets.discriminator(x)
     fake_logits = nets.discriminator(fake)
     loss_d = d_loss(real_logits, fake_logits, nets.train.d_loss_scale)
-    _step(nets.opt_d, torch.autograd.grad(loss_d, d_params), completed_epochs)
+    _step(nets, nets.opt_d, torch.autograd.grad(loss_d, d_params), completed_epochs)
     return DStats(loss_d.detach(), _mean_prob(real_logits), _mean_prob(fake_logits))
 
 
@@ -117,7 +156,7 @@ def generator_step(nets: Nets, batch_size: int, device: torch.device, completed_
     g_params = list(nets.generator.parameters())
     fake_logits = nets.discriminator(nets.generator(sample_noise(batch_size, nets.model, device)))
     loss_g = g_loss(fake_logits, nets.train.g_loss)
-    _step(nets.opt_g, torch.autograd.grad(loss_g, g_params), completed_epochs)
+    _step(nets, nets.opt_g, torch.autograd.grad(loss_g, g_params), completed_epochs)
     return loss_g.detach()
 
 

@@ -1,0 +1,61 @@
+"""The paper's other datasets as the GANs of params.yaml use them: which images train each GAN,
+their shape, how to show them, where they come from and where their outputs go."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from advnets.params import Params
+
+
+@dataclass(frozen=True)
+class GanData:
+    dataset: str  # the folder under data/ (the download stage's output)
+    image_shape: tuple[int, int, int]  # (channels, rows, cols) of the flat vectors
+    display: str  # advnets.figures.for_display: "unit" ([0, 1] pixels) or "gcn"
+    source: str  # for MLflow's dataset input
+
+    def images(self, params: Params, split: str, root: str | Path = "data") -> torch.Tensor:
+        """train: the images G learns; valid: the validation images (the monitor's)."""
+        if self.dataset == "cifar10":
+            from advnets.cifar10 import load_cifar10
+
+            return load_cifar10(split, root)[0]
+        from advnets.tfd import load_tfd
+
+        return load_tfd("unlabeled" if split == "train" else split, params.tfd.data.fold, root)
+
+
+CIFAR10 = GanData("cifar10", (3, 32, 32), "gcn", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz")
+TFD = GanData("tfd", (1, 48, 48), "unit", "TFD_48x48.mat (Toronto Face Database, user-supplied)")
+GANS = {"cifar10.fc": CIFAR10, "cifar10.conv": CIFAR10, "tfd.pretrain": TFD, "tfd": TFD}
+
+
+def slug(gan: str) -> str:
+    """The GAN's name in paths: cifar10.fc -> cifar10_fc."""
+    return gan.replace(".", "_")
+
+
+def pipeline(gan: str) -> str:
+    """The folder of the GAN's dvc.yaml."""
+    return f"pipelines/{gan.split('.')[0]}"
+
+
+def stage(kind: str, gan: str) -> str:
+    """The DVC stage of this kind (train, sample, ...) for the GAN, as its pipeline names it:
+    CIFAR-10's stages are a foreach over its two GANs (train@fc); TFD's first stage is `pretrain`."""
+    if gan == "tfd.pretrain":
+        return "pretrain"
+    variant = gan.partition(".")[2]
+    return f"{kind}@{variant}" if variant else kind
+
+
+def samples_path(gan: str) -> Path:
+    return Path("data") / "samples" / f"{slug(gan)}.npy"
+
+
+def figures_dir(gan: str) -> Path:
+    return Path("figures") / slug(gan)
