@@ -53,6 +53,11 @@ def stage(kind: str, gan: str) -> str:
     return f"{kind}@{variant}" if variant else kind
 
 
+def models_dir(gan: str) -> Path:
+    """Where the GAN's train stage writes its nets and MLflow run record."""
+    return Path("models") / slug(gan)
+
+
 def samples_path(gan: str) -> Path:
     return Path("data") / "samples" / f"{slug(gan)}.npy"
 

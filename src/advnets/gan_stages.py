@@ -14,19 +14,18 @@ from advnets.atomic import write_text
 from advnets.datasets import GANS, slug
 from advnets.params import Params
 from advnets.sampling import draw_samples, load_generator, load_samples, save_samples
-from advnets.train import TrainOutputs
 
 
 def trained_generator(params: Params, gan: str) -> torch.nn.Module:
     """The GAN's trained G (TFD's stacked on its first stage's)."""
     first_stage = params.tfd.pretrain.model if gan == "tfd" else None
-    path = TrainOutputs.of_gan(gan).generator
+    path = datasets.models_dir(gan) / "generator.pt"
     return load_generator(path, params.gan(gan).model, GANS[gan].image_shape, first_stage)
 
 
 def _record(params: Params, gan: str, kind: str, read: dict, **logged) -> None:
     tracking.record_stage(
-        datasets.stage(kind, gan), read, run_record=TrainOutputs.of_gan(gan).run_record,
+        datasets.stage(kind, gan), read, run_record=datasets.models_dir(gan) / "mlflow-run.json",
         pipeline=datasets.pipeline(gan), **logged,
     )
 

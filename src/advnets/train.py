@@ -42,7 +42,7 @@ class TrainOutputs:
     @classmethod
     def of_gan(cls, gan: str) -> TrainOutputs:
         """A GAN of another dataset: models/<slug>/ and metrics/<slug>/ (slug: cifar10_fc ...)."""
-        models, metrics = Path("models") / slug(gan), Path("metrics") / slug(gan)
+        models, metrics = datasets.models_dir(gan), Path("metrics") / slug(gan)
         return cls(
             models / "generator.pt", models / "discriminator.pt", models / "mlflow-run.json",
             models / "checkpoint.pt", metrics / "train.json", metrics / "train_curve.csv", metrics / "selection.csv",
