@@ -16,6 +16,7 @@ from torch import nn
 from advnets.nets import StackedGenerator, build_nets, cap_column_norms, sample_noise
 from advnets.params import ParamsError, read_yaml, validate
 from advnets.sampling import load_generator
+from advnets.train import run_gan_training
 from advnets.updates import Nets, simultaneous_step
 from conftest import REPO
 from test_cifar10 import write_archive
@@ -131,6 +132,33 @@ def test_the_conv_step_takes_both_gradients_before_either_net_moves(raw_params):
             assert torch.allclose(after, before - lr * grad, atol=1e-6)
 
 
+def test_the_deconv_generator_takes_its_output_keys(raw_params):
+    model = validate(raw_params).cifar10.conv.model.model_copy(
+        update={"g_hidden": [8, 8000], "g_output_init_range": 0.5, "g_output_bias": 0.25, "g_hidden_biases": [0.0, -1.0]}
+    )
+    torch.manual_seed(0)
+    generator, _ = build_nets(model, 3072, (3, 32, 32))
+    assert 0.45 < generator.deconv.weight.abs().max() <= 0.5
+    assert torch.all(generator.bias == 0.25) and generator.bias.shape == (3, 32, 32)
+    assert torch.all(generator.hidden[2].bias == -1.0)
+
+
+def test_an_interrupted_cifar10_run_resumes_with_more_epochs(raw_params, workdir):
+    """The resumable keys (train.epochs ...) are recognised under a dataset's prefix."""
+    from advnets.cifar10 import prepare_cifar10
+    from test_train import Interrupt, interrupt_after
+
+    prepare_cifar10(workdir / "data" / "cifar10", workdir / "mirror", expected_md5=write_archive(workdir / "mirror"))
+    tiny_gan(raw_params["cifar10"]["fc"], [16, 16])
+    raw_params["cifar10"]["fc"]["train"]["batch_size"] = 6
+    with pytest.raises(Interrupt):
+        run_gan_training(validate(raw_params), "cifar10.fc", on_epoch_end=interrupt_after(1))
+    raw_params["cifar10"]["fc"]["train"]["epochs"] = 3
+    history = run_gan_training(validate(raw_params), "cifar10.fc")
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert "valid_parzen" not in history[0]  # no Parzen monitor on contrast-normalised images
+
+
 def test_the_second_tfd_stage_stacks_a_new_block_on_the_first_and_reloads(raw_params, tmp_path):
     params = validate(raw_params)
     first_model = small(params.tfd.pretrain.model, g_hidden=[16, 200])
@@ -203,6 +231,9 @@ def test_cifar10_pipeline_end_to_end(pipeline, empty_mlflow_store):
         data_dep = next(dep for dep in lock[f"train@{gan}"]["deps"] if dep["path"] == "data/cifar10")
         assert run.data.tags["dvc.md5.data/cifar10"] == data_dep["md5"]
         assert run.data.params[f"cifar10.{gan}.train.batch_size"] == "6"
+        assert run.data.params[f"cifar10.{gan}.tracking.experiment"] == f"advnets-cifar10-{gan}"
+        assert run.data.params["cifar10.data.mirror"] == "None" and "cifar10.data.train_size" not in run.data.params
+        assert run.inputs.dataset_inputs[0].dataset.digest == data_dep["md5"]  # the data's md5 in dvc.lock
     assert run_names(root, "advnets-cifar10-conv") == ["cifar10_conv-seed0", "figures@conv", "sample@conv"]
     assert "Running stage" not in pipeline.repro("pipelines/cifar10/dvc.yaml")
     assert not (root / "data" / "mnist").exists()  # the MNIST pipeline did not run
@@ -239,6 +270,7 @@ def test_tfd_pipeline_end_to_end_and_a_missing_file_says_how_to_get_it(pipeline,
     from advnets.data import md5_of
 
     assert run.data.params["tfd.pretrained_md5"] == md5_of(first)
+    assert (run.data.params["tfd.data.fold"], run.data.params["tfd.data.mat_path"]) == ("0", "private/TFD_48x48.mat")
     assert run.data.metrics["parzen.test_ll_mean"] == pytest.approx(parzen["test_ll_mean"])
     assert run_names(root, "advnets-tfd") == ["figures", "parzen", "sample", "tfd-seed0", "tfd_pretrain-seed0"]
 

@@ -12,8 +12,9 @@ import torch
 from advnets.atomic import atomic_path
 from advnets.errors import AdvnetsError
 
-# Keys that may change between an interrupted run and its resumption: more epochs continue the
-# same run (the schedules do not depend on the total); logging cadence and the mirror change no weight.
+# Keys that may change between an interrupted run and its resumption (under any prefix, e.g.
+# cifar10.fc.train.epochs): more epochs continue the same run (the schedules do not depend on the
+# total); logging cadence and the mirror change no weight.
 RESUMABLE_CHANGES = {"train.epochs", "train.grid_every", "data.mirror"}
 
 
@@ -22,7 +23,7 @@ class ResumeError(AdvnetsError):
 
 
 def training_params(flat_params: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in flat_params.items() if key not in RESUMABLE_CHANGES}
+    return {key: value for key, value in flat_params.items() if ".".join(key.split(".")[-2:]) not in RESUMABLE_CHANGES}
 
 
 def params_hash(params: dict[str, Any]) -> str:

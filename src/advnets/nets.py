@@ -157,9 +157,13 @@ def build_generator(model: ModelParams, data_dim: int, image_shape: tuple[int, i
     if model.deconv is not None:
         from advnets.conv_nets import DeconvGenerator  # here: conv_nets builds on this module
 
-        return DeconvGenerator(
+        generator = DeconvGenerator(
             model.noise_dim, model.g_hidden, model.g_activations, model.g_init_range, model.deconv, image_shape
         )
+        set_hidden_biases(list(generator.hidden), model.g_hidden_biases)
+        nn.init.uniform_(generator.deconv.weight, -model.g_output_init_range, model.g_output_init_range)
+        nn.init.constant_(generator.bias, model.g_output_bias)
+        return generator
     generator = Generator(
         model.noise_dim, model.g_hidden, data_dim, model.g_init_range, model.g_activations, model.g_output
     )

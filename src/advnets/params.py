@@ -206,6 +206,10 @@ class DatasetModelParams(ModelParams):
             )
         if (self.g_output_init_range is None) == (self.g_output_sparse is None):
             raise ValueError("set exactly one of g_output_init_range and g_output_sparse (the other null)")
+        if self.g_output_sparse is not None and self.g_output_sparse > self.g_hidden[-1]:
+            raise ValueError(f"g_output_sparse must be <= the last g_hidden size {self.g_hidden[-1]}, got {self.g_output_sparse}")
+        if self.deconv is not None and (self.g_output != "linear" or self.g_output_sparse is not None):
+            raise ValueError("a deconv output layer is linear with a uniform init: g_output linear, g_output_sparse null")
         if self.g_output_bias == "data_mean" and self.g_output != "sigmoid":
             raise ValueError("g_output_bias data_mean (logit of pixel means) needs g_output sigmoid")
         return self
@@ -261,8 +265,11 @@ class TfdParams(GanParams):
 
     @model_validator(mode="after")
     def _block_feeds_pretrained(self) -> TfdParams:
-        if self.model.g_output != "sigmoid" or self.model.deconv is not None:
-            raise ValueError("model: the new block's output (the pretrained G's noise) must be g_output sigmoid, no deconv")
+        if self.model.g_output != "sigmoid" or self.model.deconv is not None or self.model.g_output_bias == "data_mean":
+            raise ValueError(
+                "model: the new block's output (the pretrained G's noise) must be g_output sigmoid, "
+                "no deconv, and a constant g_output_bias"
+            )
         return self
 
 

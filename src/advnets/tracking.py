@@ -84,7 +84,8 @@ def git_state(root: Path) -> dict[str, str]:
         done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
         return done.stdout if done.returncode == 0 else ""
 
-    managed = ["dvc.lock", "params.yaml", *_outputs(root)]
+    locks = [str(Path(pipeline, "dvc.lock")) for pipeline in pipelines(root)]
+    managed = [*locks, "params.yaml", *_outputs(root)]
     changed = [line[3:].strip('"') for line in git("status", "--porcelain", "--untracked-files=all").splitlines()]
     dirty = [
         path for path in changed
@@ -120,9 +121,22 @@ def _stage_outputs(declared: dict[str, Any]) -> list[str]:
     return [path for key in ("outs", "metrics", "plots") for path in _out_paths(declared.get(key, []))]
 
 
+PIPELINES_DIR = "pipelines"  # the other datasets' pipelines: pipelines/<dataset>/dvc.yaml
+
+
+def pipelines(root: Path) -> list[str]:
+    """The folders (relative to root) of every dvc.yaml: "" for the root's, then the others'."""
+    return ["", *(str(path.parent.relative_to(root)) for path in sorted((root / PIPELINES_DIR).glob("*/dvc.yaml")))]
+
+
 def _outputs(root: Path) -> list[str]:
-    """The outputs dvc.yaml declares, of every stage."""
-    return [path for declared in _stages(root, "dvc.yaml").values() for path in _stage_outputs(declared)]
+    """The outputs every dvc.yaml declares, of every stage."""
+    return [
+        path
+        for pipeline in pipelines(root)
+        for declared in _stages(root, str(Path(pipeline, "dvc.yaml"))).values()
+        for path in _stage_outputs(declared)
+    ]
 
 
 def stage_files(root: Path, stage: str, pipeline: str = "") -> dict[str, list[str]]:

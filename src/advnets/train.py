@@ -55,6 +55,7 @@ class TrainingJob:
 
     gan: object  # .model and .train: MNIST's Params, or a GAN section of another dataset
     flat_params: dict  # what the run is: logged to MLflow, and a checkpoint must match it
+    tracking_params: dict  # where it is tracked: logged too
     experiment: str
     run_name: str
     stage: str  # the DVC stage, for the lineage tags
@@ -81,6 +82,7 @@ def run_training(
     job = TrainingJob(
         gan=params,
         flat_params={**params.flat("data", "model", "train", "select"), **_selection_params(params)},
+        tracking_params=params.flat("tracking"),
         experiment=params.tracking.experiment,
         run_name=f"seed{params.train.seed}-{params.train.update}",
         stage="train",
@@ -104,7 +106,7 @@ def run_gan_training(
     """Another dataset's GAN (advnets.datasets.GANS); TFD's second stage stacks on the first's G."""
     section, data = params.gan(gan), GANS[gan]
     dataset = gan.split(".")[0]
-    flat = {**section.flat_under(gan, "model", "train"), **params.flat_under(dataset, "data")}
+    flat = {**section.flat_under(gan, "model", "train"), **getattr(params, dataset).flat_under(dataset, "data")}
     pretrained = None
     if gan == "tfd":
         from advnets.sampling import load_generator
@@ -113,10 +115,12 @@ def run_gan_training(
         pretrained = load_generator(first, params.tfd.pretrain.model, data.image_shape)
         flat["tfd.pretrained_md5"] = md5_of(first)  # a new first stage is a new run
     device = resolve_device(section.train.device)
+    tracked = params.tfd if gan == "tfd.pretrain" else section
     job = TrainingJob(
         gan=section,
         flat_params=flat,
-        experiment=(params.tfd if gan == "tfd.pretrain" else section).tracking.experiment,
+        tracking_params=tracked.flat_under(dataset if gan == "tfd.pretrain" else gan, "tracking"),
+        experiment=tracked.tracking.experiment,
         run_name=f"{slug(gan)}-seed{section.train.seed}",
         stage=datasets.stage("train", gan),
         pipeline=datasets.pipeline(gan),
@@ -161,9 +165,10 @@ def train_gan(
     experiment = tracking.experiment_id(job.experiment, root)
     with mlflow.start_run(run_id=run_id, experiment_id=experiment, run_name=job.run_name) as run:
         if run_id is None:
-            tracking.log_flat_params(job.flat_params)
+            tracking.log_flat_params({**job.flat_params, **job.tracking_params})
             name, source, output = job.dataset
-            tracking.log_dataset(name, source, tracking.content_md5(here, output), context="training")
+            digest = tracking.content_md5(here, output, tracking.locked_md5s(here, job.pipeline))
+            tracking.log_dataset(name, source, digest, context="training")
         mlflow.set_tags(tracking.lineage_tags(here, job.stage, device, job.pipeline))
         tracking.write_run_record(out.run_record, run, root)
 
@@ -186,7 +191,7 @@ def train_gan(
         if selector and (not scores or scores[-1]["epoch"] != trainer.epoch):  # epochs lowered to where it stopped
             mlflow.log_metrics(_score_epoch(trainer, selector, scores), step=trainer.epoch)
         _write_metrics(out, history, scores, selector)
-        result = selector.best if selector else {k: v.state_dict() for k, v in _nets(trainer).items()}
+        result = selector.best if selector else {k: _on_cpu(v.state_dict()) for k, v in _nets(trainer).items()}
         _save_state_dict(out.generator, result["generator"])
         _save_state_dict(out.discriminator, result["discriminator"])
         if selector:
@@ -213,6 +218,11 @@ def _score_epoch(trainer: Trainer, selector: Selector, scores: list[dict]) -> di
 
 def _nets(trainer: Trainer) -> dict[str, torch.nn.Module]:
     return {"generator": trainer.nets.generator, "discriminator": trainer.nets.discriminator}
+
+
+def _on_cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Saved weights are the same bytes whatever device trained them."""
+    return {key: tensor.cpu() for key, tensor in state.items()}
 
 
 def _save_state_dict(path: Path, state: dict[str, torch.Tensor]) -> None:
