@@ -24,7 +24,7 @@ import math
 import torch
 from torch import nn
 
-from advnets.nets import Maxout, hidden_layers
+from advnets.nets import hidden_layers, maxout_layers
 
 
 def _init_uniform(module: nn.Module, init_range: float) -> None:
@@ -100,11 +100,7 @@ class ConvDiscriminator(nn.Sequential):
         # torch flattens (channel, row, col), pylearn2 (row, col, channel): a fixed permutation of
         # the next layer's inputs, whose weights are i.i.d., so the same model.
         layers.append(nn.Flatten())
-        width_in = channels * height * width
-        for size in units:
-            layers += [nn.Dropout(1 - keep), Maxout(width_in, size, pieces)]
-            width_in, keep = size, keep_hidden
-        layers += [nn.Dropout(1 - keep), nn.Linear(width_in, 1)]
+        layers += maxout_layers(channels * height * width, units, pieces, keep, keep_hidden)
         super().__init__(*layers)
         _init_uniform(self, init_range)
         self.feature_shapes: list[tuple[int, int, int]] = feature_shapes

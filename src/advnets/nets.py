@@ -114,6 +114,17 @@ def cap_column_norms(module: nn.Module, max_norm: float) -> None:
             layer.weight.renorm_(2, 0, max_norm)
 
 
+def maxout_layers(in_features: int, units: list[int], pieces: int, keep_first: float, keep_hidden: float) -> list[nn.Module]:
+    """D's fully connected part: [dropout, maxout] per layer, then dropout and the output logit.
+    nn.Dropout is inverted dropout: keep p scales the kept inputs by 1/p (0.8 -> 1.25)."""
+    layers: list[nn.Module] = []
+    width, keep = in_features, keep_first
+    for size in units:
+        layers += [nn.Dropout(1 - keep), Maxout(width, size, pieces)]
+        width, keep = size, keep_hidden
+    return layers + [nn.Dropout(1 - keep), nn.Linear(width, 1)]
+
+
 class Discriminator(nn.Sequential):
     def __init__(
         self,
@@ -124,14 +135,7 @@ class Discriminator(nn.Sequential):
         keep_input: float,
         keep_hidden: float,
     ):
-        # nn.Dropout is inverted dropout: keep p scales the kept inputs by 1/p (0.8 -> 1.25).
-        layers: list[nn.Module] = []
-        width, keep = in_features, keep_input
-        for size in units:
-            layers += [nn.Dropout(1 - keep), Maxout(width, size, pieces)]
-            width, keep = size, keep_hidden
-        layers += [nn.Dropout(1 - keep), nn.Linear(width, 1)]
-        super().__init__(*layers)
+        super().__init__(*maxout_layers(in_features, units, pieces, keep_input, keep_hidden))
         _init_uniform(self, init_range)
         self.keeps = [keep_input] + [keep_hidden] * len(units)
 
