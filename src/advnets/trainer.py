@@ -71,10 +71,10 @@ class Trainer:
         self._choose_step()
 
     def _choose_step(self) -> None:
-        """The simultaneous step replays a CUDA graph on a GPU (advnets.cuda_graph) for the fully
-        connected D (the one its tests cover), else runs eagerly."""
+        """The simultaneous step replays a CUDA graph on a GPU (advnets.cuda_graph) for the nets its
+        GPU tests cover (MNIST's: a fully connected D, no norm cap), else runs eagerly."""
         self.simultaneous_step = functools.partial(simultaneous_step, self.nets)
-        graphable = isinstance(self.nets.discriminator, Discriminator)
+        graphable = isinstance(self.nets.discriminator, Discriminator) and self.nets.norm_cap is None
         if self.device.type == "cuda" and self.params.train.update == "simultaneous" and graphable:
             batch = (self.params.train.batch_size, self.train_images.shape[1])
             self.simultaneous_step = GraphedSimultaneousStep(self.nets, batch, self.device)

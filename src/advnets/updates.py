@@ -64,11 +64,16 @@ class Nets:
             train,
         )
 
+    @property
+    def norm_cap(self) -> float | None:
+        """max_col_norm (TFD's nets), or None."""
+        return self.model.max_col_norm if isinstance(self.model, DatasetModelParams) else None
+
     def cap_norms(self) -> None:
-        """The max_col_norm constraint (TFD), after every update."""
-        if isinstance(self.model, DatasetModelParams) and self.model.max_col_norm is not None:
-            cap_column_norms(self.generator, self.model.max_col_norm)
-            cap_column_norms(self.discriminator, self.model.max_col_norm)
+        """The max_col_norm constraint, after every update."""
+        if self.norm_cap is not None:
+            cap_column_norms(self.generator, self.norm_cap)
+            cap_column_norms(self.discriminator, self.norm_cap)
 
 
 @dataclass
