@@ -38,7 +38,8 @@ def load_generator(
 
 @torch.no_grad()
 def draw_samples(generator: torch.nn.Module, model: ModelParams, n: int, seed: int, batch_size: int = 1000) -> torch.Tensor:
-    """n samples [n, data_dim] in [0, 1]; on the CPU so a seed gives the same samples anywhere."""
+    """n samples [n, data_dim] (pixels in [0, 1] but for CIFAR-10's linear output); on the CPU so a seed
+    gives the same samples anywhere."""
     rng = torch.Generator().manual_seed(seed)
     generator = generator.cpu().eval()
     batches = [generator(sample_noise(min(batch_size, n - i), model, generator=rng)) for i in range(0, n, batch_size)]
