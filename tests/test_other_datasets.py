@@ -236,6 +236,9 @@ def test_cifar10_pipeline_end_to_end(pipeline, empty_mlflow_store):
         assert run.inputs.dataset_inputs[0].dataset.digest == data_dep["md5"]  # the data's md5 in dvc.lock
     assert run_names(root, "advnets-cifar10-conv") == ["cifar10_conv-seed0", "figures@conv", "sample@conv"]
     assert "Running stage" not in pipeline.repro("pipelines/cifar10/dvc.yaml")
+    lineage = pipeline.run("advnets", "lineage", "--pipeline", "pipelines/cifar10").stdout
+    assert "OK: the files, dvc.lock and MLflow agree" in lineage
+    assert "models/cifar10_conv/generator.pt" in lineage and "train@conv" in lineage
     assert not (root / "data" / "mnist").exists()  # the MNIST pipeline did not run
 
 
@@ -273,6 +276,13 @@ def test_tfd_pipeline_end_to_end_and_a_missing_file_says_how_to_get_it(pipeline,
     assert (run.data.params["tfd.data.fold"], run.data.params["tfd.data.mat_path"]) == ("0", "private/TFD_48x48.mat")
     assert run.data.metrics["parzen.test_ll_mean"] == pytest.approx(parzen["test_ll_mean"])
     assert run_names(root, "advnets-tfd") == ["figures", "parzen", "sample", "tfd-seed0", "tfd_pretrain-seed0"]
+
+    assert "OK: the files, dvc.lock and MLflow agree" in pipeline.run("advnets", "lineage", "--pipeline", "pipelines/tfd").stdout
+    raw["tfd"]["parzen"]["folds"] = [0, 1]
+    write_params(root, raw)
+    stale = pipeline.run_unchecked("advnets", "lineage", "--pipeline", "pipelines/tfd")
+    assert stale.returncode == 1
+    assert "params.yaml: tfd.parzen.folds is [0, 1] but stage parzen ran with [0, 1, 2, 3, 4]" in stale.stdout
 
 
 def fixture_fields(n: int) -> dict:

@@ -14,7 +14,10 @@ def _lineage(args: argparse.Namespace) -> int:
     from advnets.lineage import format_text, run_lineage, workspace_lineage
 
     root = Path(args.root)
-    lineage = run_lineage(root, args.run, args.tracking_uri) if args.run else workspace_lineage(root, args.tracking_uri)
+    if args.run:
+        lineage = run_lineage(root, args.run, args.tracking_uri)
+    else:
+        lineage = workspace_lineage(root, args.tracking_uri, args.pipeline)
     print(json.dumps(lineage.as_dict(), indent=2) if args.json else format_text(lineage))
     return 0 if lineage.ok else 1
 
@@ -107,6 +110,10 @@ def parser() -> argparse.ArgumentParser:
     )
     lineage.add_argument("--run", metavar="RUN_ID", help="start from this MLflow run instead of the workspace")
     lineage.add_argument("--json", action="store_true", help="print JSON for machines")
+    lineage.add_argument(
+        "--pipeline", default="", metavar="FOLDER",
+        help="another dataset's pipeline (pipelines/cifar10, pipelines/tfd) instead of the root's (MNIST)",
+    )
 
     seeds = _command(
         commands, "seeds", _seeds,

@@ -114,7 +114,7 @@ def store_uri(root: Path, explicit: str | None = None) -> str:
     return tracking.tracking_uri(root)
 
 
-def _stale(root: Path, locked: dict[str, Any]) -> list[str]:
+def _stale(root: Path, locked: dict[str, Any], pipeline: str = "") -> list[str]:
     """What `dvc status` finds changed since dvc.lock (its stages: `locked`), one message per file
     or per param key."""
     from dvc.repo import Repo
@@ -122,10 +122,12 @@ def _stale(root: Path, locked: dict[str, Any]) -> list[str]:
     if not locked:
         return []
     now = _flatten(yaml.safe_load((root / "params.yaml").read_text()) or {})
+    prefix = f"{pipeline}/dvc.yaml:" if pipeline else ""
     with Repo(str(root)) as repo:
-        status = repo.status(targets=list(locked))
+        status = repo.status(targets=[prefix + stage for stage in locked])
     problems = []
-    for stage, changes in status.items():
+    for target, changes in status.items():
+        stage = target.removeprefix(prefix)
         for change in changes:
             if not isinstance(change, dict):  # e.g. "changed command"
                 problems.append(f"stage {stage}: {change}")
@@ -162,18 +164,19 @@ def _param_changes(stage: str, path: str, reported: dict[str, str], was: dict, n
     return problems
 
 
-def workspace_lineage(root: Path, uri: str | None = None) -> Lineage:
-    """The lineage of the files in the workspace, checked against dvc.lock and MLflow."""
+def workspace_lineage(root: Path, uri: str | None = None, pipeline: str = "") -> Lineage:
+    """The lineage of the files in the workspace, checked against dvc.lock and MLflow: of the root
+    pipeline (MNIST), or of the one in folder `pipeline` (pipelines/cifar10, pipelines/tfd)."""
     root = root.resolve()
     uri = store_uri(root, uri)
     finder = RunFinder(uri)
-    declared = tracking._stages(root, "dvc.yaml")
-    locked = {name: entry for name, entry in tracking._stages(root, "dvc.lock").items() if name in declared}
-    locked_md5s = tracking.locked_md5s(root)
+    declared = tracking._stages(root, str(Path(pipeline, "dvc.yaml")))
+    locked = {name: entry for name, entry in tracking._stages(root, str(Path(pipeline, "dvc.lock"))).items() if name in declared}
+    locked_md5s = tracking.locked_md5s(root, pipeline)
     stages, mismatches = [], []
     for stage in declared:
         if stage not in locked:
-            mismatches.append(f"stage {stage}: has not run (no dvc.lock entry); run `dvc repro`")
+            mismatches.append(f"stage {stage}: has not run (no dvc.lock entry); run `{_repro(pipeline)}`")
             continue
         outputs = []
         for out in locked[stage].get("outs", []):
@@ -184,9 +187,13 @@ def workspace_lineage(root: Path, uri: str | None = None) -> Lineage:
             if md5 and stage != "download" and not any(run["stage"] == stage for run in runs):
                 mismatches.append(f"{path}: no MLflow run of stage {stage} in {uri} recorded this content (md5 {md5})")
         stages.append(StageRecord(stage, _locked_params(locked[stage]), outputs))
-    published, published_problems = _published(root, finder)
-    mismatches = _stale(root, locked) + mismatches + published_problems
+    published, published_problems = _published(root, finder) if not pipeline else ([], [])
+    mismatches = _stale(root, locked, pipeline) + mismatches + published_problems
     return Lineage(str(root), tracking.git_state(root), uri, stages, [], published, mismatches)
+
+
+def _repro(pipeline: str) -> str:
+    return f"dvc repro {pipeline}/dvc.yaml" if pipeline else "dvc repro"
 
 
 def _published(root: Path, finder: RunFinder) -> tuple[list[dict[str, Any]], list[str]]:
