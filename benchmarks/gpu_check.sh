@@ -15,6 +15,7 @@ export OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
     tests/test_trainer.py tests/test_schedule.py tests/test_discriminator_pass.py
   timeout 150 python3 benchmarks/train_throughput.py --device cuda --steps 2000
   timeout 150 python3 benchmarks/parzen_speed.py --device cuda --official-batches 1
+  timeout 150 python3 benchmarks/dataset_steps.py --device cuda --steps 20
   timeout 150 python3 benchmarks/epoch_time.py --device cuda --epochs 6 --select --set select.every=3 \
     2>"$OUT/err.txt" || { echo "epoch_time failed:"; tr '\r' '\n' <"$OUT/err.txt" | grep -v "it/s" | tail -n 15; }
 } 2>&1 | tee "$OUT/bench.txt"

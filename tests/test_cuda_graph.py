@@ -87,3 +87,29 @@ def test_gpu_trainer_resumes_where_it_stopped(raw_params):
     resumed.train_epoch()
     for a, b in zip(straight.parameters(), resumed.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_graph_replay_with_the_norm_cap_is_bit_identical_to_the_eager_step(paper_params, images):
+    """TFD's nets cap every unit's incoming weight norm after each update (renorm_ inside the
+    captured step). Until this passes on a GPU, the trainer runs such nets eagerly."""
+    model = paper_params.tfd.pretrain.model.model_copy(
+        update={"g_hidden": [64, 128], "g_output_sparse": 20, "d_units": [32, 32], "max_col_norm": 0.5}
+    )
+    train = paper_params.tfd.pretrain.train
+
+    def capped_nets() -> Nets:
+        torch.manual_seed(0)
+        nets = Nets.create(model, train, 784)
+        nets.generator.to(CUDA).train()
+        nets.discriminator.to(CUDA).train()
+        return nets
+
+    eager_nets, graph_nets = capped_nets(), capped_nets()
+    eager = run_steps(lambda x, e: simultaneous_step(eager_nets, x, e), images, EPOCHS)
+    graphed = run_steps(GraphedSimultaneousStep(graph_nets, (100, 784), CUDA), images, EPOCHS)
+    assert torch.equal(eager, graphed)
+    for net in ("generator", "discriminator"):
+        for a, b in zip(getattr(eager_nets, net).parameters(), getattr(graph_nets, net).parameters()):
+            assert torch.equal(a, b), net
+    # G's sparse N(0, 1) output weights start far above the cap
+    assert max(w.norm(dim=1).max() for w in graph_nets.generator.parameters() if w.dim() == 2) <= 0.5 + 1e-5
