@@ -15,9 +15,10 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 CUDA = torch.device("cuda")
 
 
-def nets_on_gpu(params) -> Nets:
+def nets_on_gpu(params, model=None) -> Nets:
+    """The nets of params (or of `model` with params.train) on the GPU, from seed 0."""
     torch.manual_seed(0)
-    nets = Nets.create(params.model, params.train, 784)
+    nets = Nets.create(model or params.model, params.train, 784)
     nets.generator.to(CUDA).train()
     nets.discriminator.to(CUDA).train()
     return nets
@@ -63,14 +64,21 @@ def test_graph_replay_matches_the_eager_step(paper_params, images):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_graph_replay_is_bit_identical_to_the_eager_step(paper_params, images):
-    eager_nets, graph_nets = nets_on_gpu(paper_params), nets_on_gpu(paper_params)
+def assert_replay_is_the_eager_step_bit_for_bit(params, images, model=None) -> Nets:
+    """The same steps eagerly and by graph replay, from the same nets: equal figures and weights,
+    bit for bit. Returns the graphed nets."""
+    eager_nets, graph_nets = nets_on_gpu(params, model), nets_on_gpu(params, model)
     eager = run_steps(lambda x, e: simultaneous_step(eager_nets, x, e), images, EPOCHS)
     graphed = run_steps(GraphedSimultaneousStep(graph_nets, (100, 784), CUDA), images, EPOCHS)
     assert torch.equal(eager, graphed)
     for net in ("generator", "discriminator"):
         for a, b in zip(getattr(eager_nets, net).parameters(), getattr(graph_nets, net).parameters()):
             assert torch.equal(a, b), net
+    return graph_nets
+
+
+def test_graph_replay_is_bit_identical_to_the_eager_step(paper_params, images):
+    assert_replay_is_the_eager_step_bit_for_bit(paper_params, images)
 
 
 def test_gpu_trainer_resumes_where_it_stopped(raw_params):
@@ -95,21 +103,6 @@ def test_graph_replay_with_the_norm_cap_is_bit_identical_to_the_eager_step(paper
     model = paper_params.tfd.pretrain.model.model_copy(
         update={"g_hidden": [64, 128], "g_output_sparse": 20, "d_units": [32, 32], "max_col_norm": 0.5}
     )
-    train = paper_params.tfd.pretrain.train
-
-    def capped_nets() -> Nets:
-        torch.manual_seed(0)
-        nets = Nets.create(model, train, 784)
-        nets.generator.to(CUDA).train()
-        nets.discriminator.to(CUDA).train()
-        return nets
-
-    eager_nets, graph_nets = capped_nets(), capped_nets()
-    eager = run_steps(lambda x, e: simultaneous_step(eager_nets, x, e), images, EPOCHS)
-    graphed = run_steps(GraphedSimultaneousStep(graph_nets, (100, 784), CUDA), images, EPOCHS)
-    assert torch.equal(eager, graphed)
-    for net in ("generator", "discriminator"):
-        for a, b in zip(getattr(eager_nets, net).parameters(), getattr(graph_nets, net).parameters()):
-            assert torch.equal(a, b), net
+    graph_nets = assert_replay_is_the_eager_step_bit_for_bit(paper_params, images, model)
     # G's sparse N(0, 1) output weights start far above the cap
     assert max(w.norm(dim=1).max() for w in graph_nets.generator.parameters() if w.dim() == 2) <= 0.5 + 1e-5
