@@ -46,7 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--gan", action="append", choices=["cifar10.fc", "cifar10.conv", "tfd.pretrain", "tfd"])
+    parser.add_argument("--gan", action="append", choices=list(GANS))
     args = parser.parse_args()
     device = torch.device(args.device)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from advnets.params import GANS as GAN_SECTIONS
 from advnets.params import Params
 
 
@@ -31,7 +32,8 @@ class GanData:
 
 CIFAR10 = GanData("cifar10", (3, 32, 32), "gcn", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz")
 TFD = GanData("tfd", (1, 48, 48), "unit", "TFD_48x48.mat (Toronto Face Database, user-supplied)")
-GANS = {"cifar10.fc": CIFAR10, "cifar10.conv": CIFAR10, "tfd.pretrain": TFD, "tfd": TFD}
+# Each GAN section of params.yaml (advnets.params.GANS) with its dataset, named by its first part.
+GANS = {gan: {"cifar10": CIFAR10, "tfd": TFD}[gan.split(".")[0]] for gan in GAN_SECTIONS}
 
 
 def slug(gan: str) -> str:
