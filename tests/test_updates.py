@@ -56,6 +56,31 @@ def test_alternating_with_k_2_makes_two_d_updates_per_g_update(tiny_params):
     assert (nets.opt_d.steps_done, nets.opt_g.steps_done) == (4, 2)
 
 
+def test_alternating_steps_descend_their_own_loss_at_the_scheduled_rate(tiny_params):
+    nets = make_nets(tiny_params)
+    G, D = copy.deepcopy(nets.generator), copy.deepcopy(nets.discriminator)
+    x = torch.rand(25, 784)
+    lr = tiny_params.train.lr  # first step of each net: the momentum buffer is empty
+
+    torch.manual_seed(7)
+    discriminator_step(nets, x, completed_epochs=0)
+    torch.manual_seed(7)  # the same stream by hand: noise, then the dropout masks of D(x), D(G(z))
+    fake = G(sample_noise(25, tiny_params.model)).detach()
+    loss_d = 0.5 * (-torch.log(torch.sigmoid(D(x))).mean() - torch.log(1 - torch.sigmoid(D(fake))).mean())
+    grads_d = torch.autograd.grad(loss_d, list(D.parameters()))
+    for updated, before, grad in zip(nets.discriminator.parameters(), D.parameters(), grads_d):
+        assert torch.allclose(updated, before - lr * grad, atol=1e-6, rtol=1e-4)
+
+    D = copy.deepcopy(nets.discriminator)
+    torch.manual_seed(8)
+    generator_step(nets, 25, torch.device("cpu"), completed_epochs=0)
+    torch.manual_seed(8)
+    loss_g = -torch.log(torch.sigmoid(D(G(sample_noise(25, tiny_params.model))))).mean()
+    grads_g = torch.autograd.grad(loss_g, list(G.parameters()))
+    for updated, before, grad in zip(nets.generator.parameters(), G.parameters(), grads_g):
+        assert torch.allclose(updated, before - lr * grad, atol=1e-6, rtol=1e-4)
+
+
 @pytest.mark.parametrize("logit", [-3.0, 0.0, 2.0])
 def test_generator_losses(logit):
     logits = torch.full((4,), logit)

@@ -31,9 +31,12 @@ class ClassicalMomentumSGD(torch.optim.SGD):
     """pylearn2's classical momentum, inc = mu * inc - lr_t * g; w += inc, on torch's fused SGD.
 
     torch's SGD with lr 1 keeps v = m * v + g' and steps w -= v. Fed g' = lr_t * g and m = mu, its
-    v is exactly -inc. A step is split in two: `schedule` (host: lr_t into a device tensor, mu into
-    the param group, the step counted) and `apply` (device work only, with no per-step constant,
-    so a CUDA graph can capture it; mu is a constant of the kernel and changes once per epoch).
+    v is exactly -inc. A step is split in two: `schedule` (host: lr_t into a device tensor, `rate`,
+    mu into the param group, the step counted) and `apply` (device work only, with no per-step
+    constant, so a CUDA graph can capture it; mu is a constant of the kernel and changes once per
+    epoch). `apply` takes the gradients of lr_t * loss: backpropagating from `rate` instead of 1
+    (torch.autograd.grad(loss, params, optimizer.rate)) scales them at the loss, a single number,
+    instead of in a pass over every gradient.
     """
 
     STATE_FORM = "lr-scaled"  # the momentum buffers hold lr-scaled increments (-inc)
@@ -58,18 +61,19 @@ class ClassicalMomentumSGD(torch.optim.SGD):
             group["momentum"] = mu
         self.steps_done += 1
 
-    def apply(self, grads: list[torch.Tensor]) -> None:
-        """Step with these gradients (one per parameter, in order; scaled in place) at the
-        scheduled lr_t and mu."""
-        torch._foreach_mul_(grads, self.rate)
-        for param, grad in zip(self._params(), grads):
+    def apply(self, scaled_grads: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> None:
+        """Step with the gradients of lr_t * loss (one per parameter, in order) at the scheduled
+        mu."""
+        for param, grad in zip(self._params(), scaled_grads, strict=True):
             param.grad = grad
         self.step()
 
     def step_with_schedule(self, completed_epochs: int) -> None:
-        """schedule, then apply the gradients in .grad."""
+        """schedule, then apply the gradients of the loss in .grad (scaled by lr_t in place)."""
         self.schedule(completed_epochs)
-        self.apply([p.grad for p in self._params()])
+        grads = [p.grad for p in self._params()]
+        torch._foreach_mul_(grads, self.rate)
+        self.apply(grads)
 
     def state_dict(self):
         state = super().state_dict()

@@ -83,9 +83,9 @@ class DStats:
     fake: torch.Tensor  # mean D(G(z))
 
 
-def _step(nets: Nets, optimizer: ClassicalMomentumSGD, grads, completed_epochs: int) -> None:
-    optimizer.schedule(completed_epochs)
-    optimizer.apply(list(grads))
+def _step(nets: Nets, optimizer: ClassicalMomentumSGD, loss: torch.Tensor, params: list) -> None:
+    """One net's step on `loss` at the rate its optimizer has scheduled."""
+    optimizer.apply(torch.autograd.grad(loss, params, optimizer.rate))
     nets.cap_norms()
 
 
@@ -114,14 +114,15 @@ def simultaneous_update(nets: Nets, x: torch.Tensor) -> tuple[DStats, torch.Tens
     real_logits, fake_logits = logits[:batch], logits[batch:]
     loss_d = d_loss(real_logits, fake_logits, nets.train.d_loss_scale)
     loss_g = g_loss(fake_logits, nets.train.g_loss)
-    (d_logit_grad,) = torch.autograd.grad(loss_d, logits)
-    (g_logit_grad,) = torch.autograd.grad(loss_g, logits)
+    # The gradients of lr_t * loss (see ClassicalMomentumSGD): the scaling rides on the logits.
+    (d_logit_grad,) = torch.autograd.grad(loss_d, logits, nets.opt_d.rate)
+    (g_logit_grad,) = torch.autograd.grad(loss_g, logits, nets.opt_g.rate)
     d_grads, fake_grad = discriminator_pass.backward(
         nets.discriminator, masks, saved, d_logit_grad, g_logit_grad[batch:]
     )
     g_grads = torch.autograd.grad(fakes, g_params, fake_grad)  # both at the pre-update parameters
     nets.opt_d.apply(d_grads)
-    nets.opt_g.apply(list(g_grads))
+    nets.opt_g.apply(g_grads)
     nets.cap_norms()
     stats = DStats(loss_d.detach(), _mean_prob(real_logits), _mean_prob(fake_logits))
     return stats, loss_g.detach()
@@ -137,31 +138,31 @@ def _simultaneous_update_autograd(nets: Nets, x: torch.Tensor) -> tuple[DStats, 
     real_logits, fake_logits = logits[:batch], logits[batch:]
     loss_d = d_loss(real_logits, fake_logits, nets.train.d_loss_scale)
     loss_g = g_loss(fake_logits, nets.train.g_loss)
-    d_grads = torch.autograd.grad(loss_d, d_params, retain_graph=True)
-    g_grads = torch.autograd.grad(loss_g, g_params)
-    nets.opt_d.apply(list(d_grads))
-    nets.opt_g.apply(list(g_grads))
+    d_grads = torch.autograd.grad(loss_d, d_params, nets.opt_d.rate, retain_graph=True)
+    g_grads = torch.autograd.grad(loss_g, g_params, nets.opt_g.rate)
+    nets.opt_d.apply(d_grads)
+    nets.opt_g.apply(g_grads)
     nets.cap_norms()
     stats = DStats(loss_d.detach(), _mean_prob(real_logits), _mean_prob(fake_logits))
     return stats, loss_g.detach()
 
 
 def discriminator_step(nets: Nets, x: torch.Tensor, completed_epochs: int) -> DStats:
-    d_params = list(nets.discriminator.parameters())
+    nets.opt_d.schedule(completed_epochs)
     with torch.no_grad():
         fake = nets.generator(sample_noise(len(x), nets.model, x.device))
     real_logits = nets.discriminator(x)
     fake_logits = nets.discriminator(fake)
     loss_d = d_loss(real_logits, fake_logits, nets.train.d_loss_scale)
-    _step(nets, nets.opt_d, torch.autograd.grad(loss_d, d_params), completed_epochs)
+    _step(nets, nets.opt_d, loss_d, list(nets.discriminator.parameters()))
     return DStats(loss_d.detach(), _mean_prob(real_logits), _mean_prob(fake_logits))
 
 
 def generator_step(nets: Nets, batch_size: int, device: torch.device, completed_epochs: int) -> torch.Tensor:
-    g_params = list(nets.generator.parameters())
+    nets.opt_g.schedule(completed_epochs)
     fake_logits = nets.discriminator(nets.generator(sample_noise(batch_size, nets.model, device)))
     loss_g = g_loss(fake_logits, nets.train.g_loss)
-    _step(nets, nets.opt_g, torch.autograd.grad(loss_g, g_params), completed_epochs)
+    _step(nets, nets.opt_g, loss_g, list(nets.generator.parameters()))
     return loss_g.detach()
 
 
