@@ -12,13 +12,15 @@ from advnets.stage import run_stage
 
 RESULTS = "metrics/results.md"
 SEEDS = Path("metrics/seeds.json")  # written by `advnets seeds` from the MLflow store
+VARIANTS = Path("metrics/variants.json")  # written by `advnets variants` from the MLflow store
 
 
 def main() -> None:
     params = load_params()
     metrics = {name: json.loads(Path(f"metrics/{name}.json").read_text()) for name in ("train", "parzen", "toy")}
-    seeds = stored_summary(params, SEEDS)
-    write_text(RESULTS, results_markdown(params, metrics["train"], metrics["parzen"], metrics["toy"], seeds))
+    seeds, variants = stored_summary(params, SEEDS), stored_summary(params, VARIANTS)
+    text = results_markdown(params, metrics["train"], metrics["parzen"], metrics["toy"], seeds, variants)
+    write_text(RESULTS, text)
     # its params in dvc.yaml: the configuration, not where the data came from or how Parzen ran
     unlisted = {"data.mirror", "parzen.chunk_size", "parzen.device"}
     read = {k: v for k, v in params.flat("data", "model", "train", "select", "sample", "parzen").items() if k not in unlisted}

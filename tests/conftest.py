@@ -54,7 +54,7 @@ class PipelineCopy:
     def __init__(self, root: Path, mirror: Path):
         self.root = root
         (root / "metrics").mkdir()
-        for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "metrics/seeds.json"):
+        for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "metrics/seeds.json", "metrics/variants.json"):
             shutil.copy2(REPO / name, root / name)
         for folder in ("stages", "src", "pipelines"):
             shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))

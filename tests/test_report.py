@@ -51,3 +51,27 @@ def test_seeds_of_this_configuration_are_tabulated_with_their_mean_and_sd(raw_pa
 def test_without_a_summary_of_this_configuration_the_report_says_how_to_make_one(raw_params):
     text = results_markdown(validate(raw_params), TRAIN, PARZEN, TOY, None)
     assert "mean ± sd across seeds" not in text and "`advnets seeds`" in text
+
+
+def _variant(changes, score, epoch):
+    seed = {"seed": 0, "test_ll_mean": score, "selected_epoch": epoch, "git_commit": "4376b09aa"}
+    return {"changes": changes, "n_seeds": 1, "test_ll_mean": score, "test_ll_sd": None,
+            "valid_ll_at": {"50": score - 40}, "seeds": [seed]}
+
+
+def test_variants_are_tabulated_with_the_best_figure_of_the_papers_configuration(raw_params):
+    variants = {"variants": [
+        _variant({}, 182.0, 245),
+        _variant({"train.update": "alternating"}, 215.0, 215),  # better, but not the paper's configuration
+        _variant({"train.epochs": "1000"}, 209.5, 805),
+    ]}
+    text = results_markdown(validate(raw_params), TRAIN, PARZEN, TOY, SEEDS, variants)
+    assert "## Variants: what moves the score" in text
+    assert "Best figure of the paper's configuration" in text
+    assert "**209.5** (`train.epochs=1000`; 1 seed(s), selected epoch(s) 805), against the paper's 225 ± 2." in text
+    assert "| `train.update=alternating` | 1 | 215.0 | – | 215 | 175.0 |" in text
+
+
+def test_without_variants_of_this_configuration_the_report_says_how_to_make_them(raw_params):
+    text = results_markdown(validate(raw_params), TRAIN, PARZEN, TOY, SEEDS, None)
+    assert "Best figure" not in text and "run `advnets variants`, then `dvc repro`" in text

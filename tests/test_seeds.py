@@ -7,7 +7,15 @@ import pytest
 
 from advnets import tracking
 from advnets.params import validate
-from advnets.seeds import config_filter, seed_summary, stored_summary, summarise, variants, variants_markdown
+from advnets.seeds import (
+    best_of_the_paper,
+    config_filter,
+    seed_summary,
+    stored_summary,
+    summarise,
+    variants_markdown,
+    variants_summary,
+)
 from conftest import override
 
 
@@ -66,15 +74,23 @@ def test_variants_group_runs_by_their_changes_from_the_configuration(workdir, ra
     for seed, score in ((0, 190.0), (1, 196.0)):
         log_training(config(seed=seed, update="alternating"), score)
     log_training(config(seed=0, d_loss_scale=1.0, epochs=300), 170.0, curve={50: 120.0})
+    log_training(config(seed=0, epochs=1000), 188.0)
 
-    table = variants(base[0], tracking.tracking_uri(workdir))
+    summary = variants_summary(base[0], tracking.tracking_uri(workdir))
+    table = summary["variants"]
 
+    assert summary["config"] == config_filter(base[0])
     assert [row["changes"] for row in table] == [
         {},
         {"train.update": "alternating"},
+        {"train.epochs": "1000"},
         {"train.d_loss_scale": "1.0", "train.epochs": "300"},
     ]
-    assert [(row["n_seeds"], row["test_ll_mean"]) for row in table] == [(2, 182.0), (2, 193.0), (1, 170.0)]
+    assert [(row["n_seeds"], row["test_ll_mean"]) for row in table] == [(2, 182.0), (2, 193.0), (1, 188.0), (1, 170.0)]
+    # the paper leaves the length open, not the update rule: the longer run is its best figure
+    assert best_of_the_paper(table)["changes"] == {"train.epochs": "1000"}
+    assert best_of_the_paper(table[:2])["changes"] == {}
+    assert best_of_the_paper(table[1:2]) is None
     text = variants_markdown(table)
     # validation at epochs 50, 100, 250, 500, 1000: the mean over the seeds that reached each
     assert table[0]["valid_ll_at"] == {"50": 145.0, "100": 165.0, "250": 185.0}
@@ -92,5 +108,17 @@ def test_a_stored_summary_is_used_only_for_its_own_configuration(tmp_path, raw_p
     assert stored_summary(params, path)["test_ll_mean"] == pytest.approx(223.0)
     other_seed = validate(override(copy.deepcopy(raw_params), {"train": {"seed": 5}}))
     assert stored_summary(other_seed, path) is not None  # the seed is not part of the configuration
+    other_lr = validate(override(copy.deepcopy(raw_params), {"train": {"lr": 0.05}}))
+    assert stored_summary(other_lr, path) is None
+
+
+def test_a_stored_variants_table_is_used_only_for_its_own_configuration(tmp_path, raw_params):
+    params = validate(copy.deepcopy(raw_params))
+    path = tmp_path / "variants.json"
+    row = {"changes": {}, **summarise([{"seed": 0, "test_ll_mean": 200.0}])}
+    path.write_text(json.dumps([row]))  # the earlier form, a bare list, says nothing of its configuration
+    assert stored_summary(params, path) is None
+    path.write_text(json.dumps({"config": config_filter(params), "variants": [row]}))
+    assert stored_summary(params, path)["variants"] == [row]
     other_lr = validate(override(copy.deepcopy(raw_params), {"train": {"lr": 0.05}}))
     assert stored_summary(other_lr, path) is None

@@ -49,12 +49,13 @@ def _seeds(args: argparse.Namespace) -> int:
 
 def _variants(args: argparse.Namespace) -> int:
     from advnets.atomic import write_text
-    from advnets.seeds import variants, variants_markdown
+    from advnets.seeds import variants_markdown, variants_summary
 
     root, params, uri = _config_and_store(args)
-    table = variants(params, uri)
+    summary = variants_summary(params, uri)
+    table = summary["variants"]
     out = root / args.out
-    write_text(out, json.dumps(table, indent=2) + "\n")
+    write_text(out, json.dumps(summary, indent=2) + "\n")
     write_text(out.with_suffix(".md"), variants_markdown(table))
     print(variants_markdown(table), end="")
     print(f"wrote {args.out} and {Path(args.out).with_suffix('.md')}")

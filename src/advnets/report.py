@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from advnets.params import Params
+from advnets.seeds import best_of_the_paper, variants_table
 
 FIGURES = {
     "Figure 1 (1-D GAN, real run)": "../figures/figure1.png",
@@ -23,8 +24,10 @@ def results_markdown(
     parzen: dict[str, Any],
     toy: dict[str, Any],
     seeds: dict[str, Any] | None = None,
+    variants: dict[str, Any] | None = None,
 ) -> str:
-    """seeds: metrics/seeds.json (`advnets seeds`) when it summarises this configuration."""
+    """seeds: metrics/seeds.json (`advnets seeds`) and variants: metrics/variants.json (`advnets
+    variants`), each when it was made against this configuration."""
     paper = parzen["baselines"]["paper_table1"]
     real = parzen["baselines"]["real_training_images"]
     t = params.train
@@ -51,6 +54,7 @@ def results_markdown(
         "not likelihood; read it beside the calibration row (Theis et al. 2016).",
         "",
         *_seeds_section(seeds),
+        *_variants_section(variants, paper["Adversarial nets"]),
         "## Training",
         "",
         f"The generator scored is epoch {train['selected_epoch']}'s, the best of every "
@@ -122,3 +126,31 @@ def _seeds_section(seeds: dict[str, Any] | None) -> list[str]:
         )
     sd = f", sd {seeds['test_ll_sd']:.1f}" if seeds["test_ll_sd"] is not None else ""
     return lines + ["", f"Mean over {seeds['n_seeds']} seed(s): {seeds['test_ll_mean']:.1f}{sd}.", ""]
+
+
+def _variants_section(variants: dict[str, Any] | None, paper_row: dict[str, Any]) -> list[str]:
+    lines = ["## Variants: what moves the score", ""]
+    if not variants:
+        return lines + [
+            "`metrics/variants.json` does not tabulate this configuration's variants: run "
+            "`advnets variants`, then `dvc repro`.",
+            "",
+        ]
+    best = best_of_the_paper(variants["variants"])
+    if best is not None:
+        changed = ", ".join(f"`{k}={v}`" for k, v in best["changes"].items()) or "params.yaml as it is"
+        epochs = ", ".join(str(seed["selected_epoch"] or "last") for seed in best["seeds"])
+        lines += [
+            f"Best figure of the paper's configuration (changing at most its length and which epoch "
+            f"is kept, which the paper leaves open): **{best['test_ll_mean']:.1f}** ({changed}; "
+            f"{best['n_seeds']} seed(s), selected epoch(s) {epochs}), against the paper's "
+            f"{paper_row['mean']:g} ± {paper_row['se']:g}.",
+            "",
+        ]
+    return lines + [
+        "Every configuration in the MLflow store (`advnets variants`, `metrics/variants.md`), as "
+        "its changes from params.yaml:",
+        "",
+        *variants_table(variants["variants"]),
+        "",
+    ]

@@ -19,6 +19,9 @@ from advnets.publish import run_lineage_record
 NOT_CONFIG = {"train.seed", "train.device", "train.grid_every", "data.mirror", "parzen.chunk_size", "parzen.device"}
 SCORE = "parzen.test_ll_mean"
 VALIDATION = "select.valid_ll"
+# What the paper leaves open: how long to train and which epoch to keep. A run that changes only
+# these is still the paper's configuration.
+UNSPECIFIED_BY_PAPER = {"train.epochs", "select.every", "select.samples", "select.valid_points"}
 # Runs of different lengths (an ablation cut short, a long run) compare at equal epochs: the
 # validation score at these epochs, where a run scored them.
 CURVE_EPOCHS = (50, 100, 250, 500, 1000)
@@ -65,6 +68,11 @@ def seed_runs(params: Params, uri: str) -> list[mlflow.entities.Run]:
     return newest_per_seed([run for run in scored_runs(params, uri) if not changes(run, wanted)])
 
 
+def variants_summary(params: Params, uri: str) -> dict[str, Any]:
+    """`variants` with the configuration they were compared against (for `stored_summary`)."""
+    return {"config": config_filter(params), "variants": variants(params, uri)}
+
+
 def variants(params: Params, uri: str) -> list[dict[str, Any]]:
     """Every configuration in the store, as its changes from params.yaml, with its seeds' results;
     params.yaml's own configuration first (no changes), then by mean score."""
@@ -82,11 +90,20 @@ def variants(params: Params, uri: str) -> list[dict[str, Any]]:
 
 
 def variants_markdown(table: list[dict[str, Any]]) -> str:
+    return "\n".join(
+        [
+            "# Variants: Parzen test log-likelihood by configuration",
+            "",
+            "Written by `advnets variants` from the MLflow store; changes are relative to params.yaml.",
+            "",
+            *variants_table(table),
+        ]
+    ) + "\n"
+
+
+def variants_table(table: list[dict[str, Any]]) -> list[str]:
+    """The markdown table of `variants`, with a line on how to read it."""
     lines = [
-        "# Variants: Parzen test log-likelihood by configuration",
-        "",
-        "Written by `advnets variants` from the MLflow store; changes are relative to params.yaml.",
-        "",
         "Test: the selected generators' Parzen log-likelihood on the test set, mean and sd across "
         "seeds. Validation at epoch N: the selection's score of epoch N's generator (mean across "
         "seeds), so runs of different lengths compare at equal epochs.",
@@ -105,7 +122,14 @@ def variants_markdown(table: list[dict[str, Any]]) -> str:
             f"{row['valid_ll_at'][str(epoch)]:.1f}" if str(epoch) in row["valid_ll_at"] else "–" for epoch in CURVE_EPOCHS
         )
         lines.append(f"| {changed} | {row['n_seeds']} | {row['test_ll_mean']:.1f} | {sd} | {epochs} | {curve} | {commits} |")
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def best_of_the_paper(table: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The best-scoring variant that changes only what the paper leaves open (its length and
+    which epoch is kept), or None."""
+    faithful = [row for row in table if set(row["changes"]) <= UNSPECIFIED_BY_PAPER]
+    return max(faithful, key=lambda row: row["test_ll_mean"], default=None)
 
 
 def seed_row(run: mlflow.entities.Run, client: mlflow.MlflowClient) -> dict[str, Any]:
@@ -135,11 +159,13 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def stored_summary(params: Params, path: Path) -> dict[str, Any] | None:
-    """The summary `advnets seeds` wrote to path, if there is one and it is of this configuration."""
+    """The summary `advnets seeds` or `advnets variants` wrote to path, if there is one and it is
+    of this configuration and not empty."""
     if not path.is_file():
         return None
     summary = json.loads(path.read_text())
-    return summary if summary.get("config") == config_filter(params) and summary.get("n_seeds") else None
+    of_this = isinstance(summary, dict) and summary.get("config") == config_filter(params)
+    return summary if of_this and (summary.get("n_seeds") or summary.get("variants")) else None
 
 
 def seed_summary(params: Params, uri: str) -> dict[str, Any]:
