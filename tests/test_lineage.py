@@ -124,8 +124,14 @@ def test_published_weights_score_as_the_pipeline_did_and_lineage_covers_them(rep
     scored = repo.run("advnets", "score", "results/mnist/seed-0/generator.pt").stdout
     assert f"{parzen['test_ll_mean']:.2f} ± {parzen['test_ll_se']:.2f}" in scored
 
+    repo.run("advnets", "publish", "--variant", "epochs-7")  # the same run, as a variant's
+    assert (repo.root / "results" / "mnist" / "epochs-7" / "seed-0" / "generator.pt").is_file()
+    refused = repo.run_unchecked("advnets", "publish", "--variant", "../elsewhere")
+    assert refused.returncode != 0 and "variant name '../elsewhere'" in refused.stderr
+
     result = lineage(repo)
     assert result.returncode == 0 and "published results/mnist/seed-0/generator.pt" in result.stdout
+    assert "published results/mnist/epochs-7/seed-0/generator.pt" in result.stdout
     with restored(repo, "results/mnist/seed-0/generator.pt") as path:
         path.write_bytes(path.read_bytes()[:-1] + b"x")
         result = lineage(repo)

@@ -72,7 +72,7 @@ def _publish(args: argparse.Namespace) -> int:
         raise AdvnetsError(f"no {tracking.RUN_RECORD}: run the train stage, or name a run with --run")
     run_id = args.run or tracking.read_run_id(record)
     uri = args.tracking_uri or store_uri(root)
-    folder = publish.publish(run_id, uri, root / publish.RESULTS, force=args.force)
+    folder = publish.publish(run_id, uri, root / publish.RESULTS, force=args.force, variant=args.variant)
     print(f"published run {run_id} in {folder.relative_to(root)}")
     return 0
 
@@ -134,12 +134,16 @@ def parser() -> argparse.ArgumentParser:
 
     publish = _command(
         commands, "publish", _publish,
-        "copy a training run's selected generator into results/mnist/seed-N/ with its lineage",
+        "copy a training run's selected generator into results/mnist/[VARIANT/]seed-N/ with its lineage",
         "Download the run's generator artifact, check it against the md5 the run recorded, and write "
         "results/mnist/seed-N/generator.pt and lineage.json (commit, params, md5s, Parzen result).",
     )
     publish.add_argument("--run", metavar="RUN_ID", help="the training run (default: models/mlflow-run.json's)")
     publish.add_argument("--force", action="store_true", help="replace another run's published folder for the seed")
+    publish.add_argument(
+        "--variant", metavar="NAME",
+        help="a run of a variant of params.yaml's configuration: publish it in results/mnist/NAME/seed-N/",
+    )
 
     score = _command(
         commands, "score", _score,

@@ -1,10 +1,12 @@
 """Published weights: a training run's selected generator copied into the repository
-(results/mnist/seed-N/generator.pt) beside the lineage it was made with, so anyone can score it
-without retraining and without our MLflow store (`evaluate.score_generator` scores such a file)."""
+(results/mnist/seed-N/generator.pt, or results/mnist/VARIANT/seed-N/ for a variant of params.yaml's
+configuration) beside the lineage it was made with, so anyone can score it without retraining and
+without our MLflow store (`evaluate.score_generator` scores such a file)."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -25,14 +27,24 @@ class PublishError(AdvnetsError):
     """The run is not a finished, scored training run, or its artifact does not match its tags."""
 
 
-def published_dir(seed: int, results: Path = RESULTS) -> Path:
-    return results / f"seed-{seed}"
+VARIANT_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
 
 
-def publish(run_id: str, uri: str, results: Path = RESULTS, force: bool = False) -> Path:
+def published_dir(seed: int, results: Path = RESULTS, variant: str | None = None) -> Path:
+    if variant is None:
+        return results / f"seed-{seed}"
+    if not VARIANT_NAME.fullmatch(variant) or variant.startswith("seed-"):
+        raise PublishError(
+            f"variant name {variant!r}: use lower-case letters, digits, '.', '_' and '-' (e.g. epochs-1000), "
+            "not starting with 'seed-'"
+        )
+    return results / variant / f"seed-{seed}"
+
+
+def publish(run_id: str, uri: str, results: Path = RESULTS, force: bool = False, variant: str | None = None) -> Path:
     """Copy the run's generator artifact, verified against the md5 the run recorded, into
-    results/mnist/seed-N/ with lineage.json; returns that folder. Another run's published folder
-    is replaced only with force."""
+    results/mnist/[VARIANT/]seed-N/ with lineage.json; returns that folder. Another run's
+    published folder is replaced only with force."""
     client = mlflow.MlflowClient(uri)
     try:
         run = client.get_run(run_id)
@@ -46,7 +58,7 @@ def publish(run_id: str, uri: str, results: Path = RESULTS, force: bool = False)
     recorded = tags.get(f"{tracking.MD5_TAG}{GENERATOR}")
     if recorded is None:
         raise PublishError(f"run {run_id} recorded no md5 for {GENERATOR}: it predates lineage tags")
-    folder = published_dir(int(run.data.params["train.seed"]), results)
+    folder = published_dir(int(run.data.params["train.seed"]), results, variant)
     if (folder / "lineage.json").is_file() and not force:
         previous = json.loads((folder / "lineage.json").read_text())["run_id"]
         if previous != run_id:
@@ -82,8 +94,8 @@ def run_lineage_record(run: mlflow.entities.Run) -> dict[str, Any]:
 
 
 def published(root: Path, results: Path = RESULTS) -> list[Path]:
-    """The published generators under root, by seed folder."""
-    return sorted((root / results).glob("seed-*/generator.pt"))
+    """The published generators under root: params.yaml's seeds, then each variant's."""
+    return sorted((root / results).glob("seed-*/generator.pt")) + sorted((root / results).glob("*/seed-*/generator.pt"))
 
 
 def recorded_files(tags: dict[str, str]) -> dict[str, str]:
