@@ -4,9 +4,12 @@ Runs advnets' Trainer (the train stage's loop: steps, per-epoch monitor) with pa
 configuration, optionally changed by --set, and prints each epoch's seconds: the steps alone, the
 whole epoch, and, every select.every epochs with --select, the validation selection score and its
 time. No MLflow or DVC: a speed check, or a quick look at how a configuration learns on a machine
-without the tracking stack. --json writes the rows with the params, commit and data md5s.
+without the tracking stack. --json writes the rows with the params, commit and data md5s; --save
+writes the generator of the best epoch on validation (the train stage's selection), which
+`advnets score FILE` scores on the test set by the Parzen protocol.
 
     python benchmarks/epoch_time.py [--device cpu|cuda] [--epochs 5] [--select] [--set train.seed=3]
+                                    [--json FILE] [--save FILE]
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from advnets.atomic import write_torch
 from advnets.data import load_mnist, md5_of
 from advnets.params import read_yaml, validate
 from advnets.selection import Selector
@@ -62,7 +66,10 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="change a param")
     parser.add_argument("--select", action="store_true", help="score on validation every select.every epochs")
     parser.add_argument("--json", type=Path, help="write params, commit and rows here")
+    parser.add_argument("--save", type=Path, metavar="FILE", help="with --select: the best epoch's generator")
     args = parser.parse_args()
+    if args.save and not args.select:
+        parser.error("--save needs --select: the saved generator is the best epoch on validation")
     params = params_with(args.set + [f"train.epochs={args.epochs}"])
     device = torch.device(args.device)
 
@@ -85,13 +92,17 @@ def main() -> None:
         row["epoch_seconds"] = time.perf_counter() - start
         if selector is not None and selector.due(trainer.epoch):
             start = time.perf_counter()
-            row.update({f"select.{k}": v for k, v in selector.score(trainer.nets.generator).items()})
+            score = selector.score(trainer.nets.generator)
+            row.update({f"select.{k}": v for k, v in score.items()})
             sync(device)
             row["select_seconds"] = time.perf_counter() - start
+            if args.save and selector.consider(trainer.epoch, score, {"generator": trainer.nets.generator}):
+                write_torch(args.save, selector.best["generator"])
+                record.update(selected_epoch=trainer.epoch, generator_md5=md5_of(args.save))
         rows.append(row)
-        score = f"  validation {row['select.valid_ll']:7.2f} ({row['select_seconds']:.2f} s)" if "select.valid_ll" in row else ""
+        shown = f"  validation {row['select.valid_ll']:7.2f} ({row['select_seconds']:.2f} s)" if "select.valid_ll" in row else ""
         print(f"epoch {row['epoch']:4d}: steps {row['seconds']:6.2f} s, epoch {row['epoch_seconds']:6.2f} s, "
-              f"{row['images_per_s']:8.0f} images/s, monitor {row['valid_parzen']:7.2f}{score}", flush=True)
+              f"{row['images_per_s']:8.0f} images/s, monitor {row['valid_parzen']:7.2f}{shown}", flush=True)
         if args.json:  # after every epoch, so a run cut short still leaves its rows
             args.json.write_text(json.dumps({**record, "rows": rows}, indent=1) + "\n")
 

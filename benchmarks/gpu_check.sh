@@ -2,7 +2,9 @@
 # A GPU session's checks, run from the repository root on a CUDA machine with MNIST prepared in
 # data/mnist: the GPU tests, the step and Parzen benchmarks, epoch times as the train stage runs
 # them; then each argument, a configuration "NAME --set key=value ...", trained side by side for
-# RUN_EPOCHS epochs (at most RUN_SECONDS seconds), its rows in $OUT/run-NAME.json.
+# RUN_EPOCHS epochs (at most RUN_SECONDS seconds), its rows in $OUT/run-NAME.json and the generator
+# of its best epoch on validation in $OUT/gen-NAME.pt (score it here: advnets score FILE). At most
+# three configurations: the device tool brings back 8 files.
 #   bash benchmarks/gpu_check.sh "seed3 --set train.seed=3" "alternating --set train.update=alternating"
 set -u
 configs=("$@")
@@ -25,7 +27,7 @@ export OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
 for config in "${configs[@]}"; do
   set -- $config; name=$1; shift
   ( timeout "$RUN_SECONDS" python3 benchmarks/epoch_time.py --device cuda --epochs "$RUN_EPOCHS" --select "$@" \
-      --json "$OUT/run-$name.json" > "$OUT/log-$name.txt" 2> "$OUT/err-$name.txt"
+      --json "$OUT/run-$name.json" --save "$OUT/gen-$name.pt" > "$OUT/log-$name.txt" 2> "$OUT/err-$name.txt"
     echo $? > "$OUT/rc-$name.txt" ) &
 done
 wait

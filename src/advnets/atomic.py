@@ -41,6 +41,15 @@ def write_text(target: str | Path, text: str) -> None:
         tmp.write_text(text)
 
 
+def write_torch(target: str | Path, obj) -> None:
+    """torch.save through a file object: given a path, torch.save stores the (random) temporary
+    file's name in the archive, which would give identical weights a different md5 every time."""
+    import torch
+
+    with atomic_path(target) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
+
+
 def write_csv(target: str | Path, rows: list[dict]) -> None:
     """A table of dict rows (the first row's keys are the header), e.g. a DVC plot."""
     table = io.StringIO()

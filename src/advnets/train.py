@@ -16,7 +16,7 @@ import torch
 from torchvision.utils import save_image
 
 from advnets import checkpoint, datasets, tracking
-from advnets.atomic import atomic_path, write_csv, write_text
+from advnets.atomic import write_csv, write_text, write_torch
 from advnets.data import load_mnist, md5_of
 from advnets.datasets import GANS, slug
 from advnets.device import resolve_device
@@ -192,8 +192,8 @@ def train_gan(
             mlflow.log_metrics(_score_epoch(trainer, selector, scores), step=trainer.epoch)
         _write_metrics(out, history, scores, selector)
         result = selector.best if selector else {k: _on_cpu(v.state_dict()) for k, v in _nets(trainer).items()}
-        _save_state_dict(out.generator, result["generator"])
-        _save_state_dict(out.discriminator, result["discriminator"])
+        write_torch(out.generator, result["generator"])
+        write_torch(out.discriminator, result["discriminator"])
         if selector:
             mlflow.log_metrics({k: float(v) for k, v in selector.summary().items()})
         mlflow.log_artifact(str(out.generator), artifact_path="model")
@@ -223,13 +223,6 @@ def _nets(trainer: Trainer) -> dict[str, torch.nn.Module]:
 def _on_cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Saved weights are the same bytes whatever device trained them."""
     return {key: tensor.cpu() for key, tensor in state.items()}
-
-
-def _save_state_dict(path: Path, state: dict[str, torch.Tensor]) -> None:
-    # Through a file object: torch.save(obj, path) stores the (random) temporary file's name in
-    # the archive, which would give identical weights a different md5 on every run.
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        torch.save(state, f)
 
 
 def _write_metrics(out: TrainOutputs, history: list[dict], scores: list[dict], selector: Selector | None) -> None:
