@@ -142,7 +142,10 @@ def test_published_weights_score_as_the_pipeline_did_and_lineage_covers_them(rep
 def test_queued_experiments_log_to_the_repositorys_store_and_seeds_summarise_them(repo):
     for seed in (1, 2):
         repo.run("dvc", "exp", "run", "--queue", "-S", f"train.seed={seed}", "parzen")  # up to the score
-    repo.run("dvc", "queue", "start", "-j", "2")
+    # The workers outlive `dvc queue start` and inherit its output; a file, not a pipe, so that a
+    # worker slow to exit (dvc-task's idle monitor can leave one sleeping) cannot hold the test.
+    with open(repo.root.parent / "queue-start.log", "w") as log:
+        subprocess.run(["dvc", "queue", "start", "-j", "2"], cwd=repo.root, env=repo.env, stdout=log, stderr=log, check=True)
     deadline = time.monotonic() + 600
     while True:
         status = repo.run("dvc", "queue", "status").stdout
