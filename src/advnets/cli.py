@@ -136,7 +136,7 @@ def parser() -> argparse.ArgumentParser:
         commands, "publish", _publish,
         "copy a training run's selected generator into results/mnist/[VARIANT/]seed-N/ with its lineage",
         "Download the run's generator artifact, check it against the md5 the run recorded, and write "
-        "results/mnist/seed-N/generator.pt and lineage.json (commit, params, md5s, Parzen result).",
+        "results/mnist/[VARIANT/]seed-N/generator.pt and lineage.json (commit, params, md5s, Parzen result).",
     )
     publish.add_argument("--run", metavar="RUN_ID", help="the training run (default: models/mlflow-run.json's)")
     publish.add_argument("--force", action="store_true", help="replace another run's published folder for the seed")
