@@ -68,10 +68,17 @@ def test_variants_are_tabulated_with_the_best_figure_of_the_papers_configuration
     text = results_markdown(validate(raw_params), TRAIN, PARZEN, TOY, SEEDS, variants)
     assert "## Variants: what moves the score" in text
     assert "Best figure of the paper's configuration" in text
-    assert "**209.5** (`train.epochs=1000`; 1 seed(s), selected epoch(s) 805), against the paper's 225 ± 2." in text
+    assert "**209.5** (`train.epochs=1000`; 1 seed; selected epoch 805), against the paper's 225 ± 2." in text
     assert "| `train.update=alternating` | 1 | 215.0 | – | 215 | 175.0 |" in text
 
 
 def test_without_variants_of_this_configuration_the_report_says_how_to_make_them(raw_params):
     text = results_markdown(validate(raw_params), TRAIN, PARZEN, TOY, SEEDS, None)
     assert "Best figure" not in text and "run `advnets variants`, then `dvc repro`" in text
+
+
+def test_the_best_figure_of_several_seeds_is_their_mean(raw_params):
+    row = _variant({"train.epochs": "1000"}, 212.0, 975)
+    row.update(n_seeds=2, seeds=[*row["seeds"], {**row["seeds"][0], "seed": 1, "selected_epoch": 990}])
+    text = results_markdown(validate(raw_params), TRAIN, PARZEN, TOY, SEEDS, {"variants": [row]})
+    assert "**212.0** (`train.epochs=1000`; 2 seeds, mean; selected epochs 975, 990)" in text

@@ -140,10 +140,11 @@ def _variants_section(variants: dict[str, Any] | None, paper_row: dict[str, Any]
     if best is not None:
         changed = ", ".join(f"`{k}={v}`" for k, v in best["changes"].items()) or "params.yaml as it is"
         epochs = ", ".join(str(seed["selected_epoch"] or "last") for seed in best["seeds"])
+        seeds = f"{best['n_seeds']} seeds, mean; selected epochs" if best["n_seeds"] > 1 else "1 seed; selected epoch"
         lines += [
             f"Best figure of the paper's configuration (changing at most its length and which epoch "
             f"is kept, which the paper leaves open): **{best['test_ll_mean']:.1f}** ({changed}; "
-            f"{best['n_seeds']} seed(s), selected epoch(s) {epochs}), against the paper's "
+            f"{seeds} {epochs}), against the paper's "
             f"{paper_row['mean']:g} ± {paper_row['se']:g}.",
             "",
         ]
