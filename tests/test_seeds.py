@@ -7,8 +7,8 @@ import pytest
 
 from advnets import tracking
 from advnets.params import validate
+from advnets.report import best_of_the_paper
 from advnets.seeds import (
-    best_of_the_paper,
     config_filter,
     seed_summary,
     stored_summary,

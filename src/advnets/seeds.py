@@ -14,17 +14,12 @@ import mlflow
 from advnets import tracking
 from advnets.params import Params
 from advnets.publish import run_lineage_record
+from advnets.report import CURVE_EPOCHS, variants_table
 
 # Keys that change no result: where it ran, how often it logged, where the data came from.
 NOT_CONFIG = {"train.seed", "train.device", "train.grid_every", "data.mirror", "parzen.chunk_size", "parzen.device"}
 SCORE = "parzen.test_ll_mean"
 VALIDATION = "select.valid_ll"
-# What the paper leaves open: how long to train and which epoch to keep. A run that changes only
-# these is still the paper's configuration.
-UNSPECIFIED_BY_PAPER = {"train.epochs", "select.every", "select.samples", "select.valid_points"}
-# Runs of different lengths (an ablation cut short, a long run) compare at equal epochs: the
-# validation score at these epochs, where a run scored them.
-CURVE_EPOCHS = (50, 100, 250, 500, 1000)
 
 
 def config_filter(params: Params) -> dict[str, str]:
@@ -99,37 +94,6 @@ def variants_markdown(table: list[dict[str, Any]]) -> str:
             *variants_table(table),
         ]
     ) + "\n"
-
-
-def variants_table(table: list[dict[str, Any]]) -> list[str]:
-    """The markdown table of `variants`, with a line on how to read it."""
-    lines = [
-        "Test: the selected generators' Parzen log-likelihood on the test set, mean and sd across "
-        "seeds. Validation at epoch N: the selection's score of epoch N's generator (mean across "
-        "seeds), so runs of different lengths compare at equal epochs.",
-        "",
-        "| changes from params.yaml | seeds | test mean | sd across seeds | selected epochs | "
-        + " | ".join(f"validation at {epoch}" for epoch in CURVE_EPOCHS)
-        + " | commits |",
-        "|---|---|---|---|---|" + "---|" * len(CURVE_EPOCHS) + "---|",
-    ]
-    for row in table:
-        changed = ", ".join(f"`{k}={v}`" for k, v in row["changes"].items()) or "none (the paper's configuration)"
-        sd = f"{row['test_ll_sd']:.1f}" if row["test_ll_sd"] is not None else "–"
-        epochs = ", ".join(str(seed["selected_epoch"] or "last") for seed in row["seeds"])
-        commits = ", ".join(sorted({(seed["git_commit"] or "?")[:7] for seed in row["seeds"]}))
-        curve = " | ".join(
-            f"{row['valid_ll_at'][str(epoch)]:.1f}" if str(epoch) in row["valid_ll_at"] else "–" for epoch in CURVE_EPOCHS
-        )
-        lines.append(f"| {changed} | {row['n_seeds']} | {row['test_ll_mean']:.1f} | {sd} | {epochs} | {curve} | {commits} |")
-    return lines
-
-
-def best_of_the_paper(table: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The best-scoring variant that changes only what the paper leaves open (its length and
-    which epoch is kept), or None."""
-    faithful = [row for row in table if set(row["changes"]) <= UNSPECIFIED_BY_PAPER]
-    return max(faithful, key=lambda row: row["test_ll_mean"], default=None)
 
 
 def seed_row(run: mlflow.entities.Run, client: mlflow.MlflowClient) -> dict[str, Any]:
