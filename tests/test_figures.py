@@ -149,3 +149,14 @@ def test_matplotlib_figures_have_their_size_and_are_byte_stable(tmp_path):
     assert Image.open(tmp_path / "figure1.png").size == (1760, 396)
     figures.jsd_curve(tmp_path / "jsd.png", [{"step": 0, "jsd": 0.2, "value_d_star": -1.0}, {"step": 5, "jsd": 0.1, "value_d_star": -1.2}])
     assert Image.open(tmp_path / "jsd.png").size == (660, 440)
+
+    seeds = [{"valid_curve": [[5, 100.0], [10, 150.0]]}, {"valid_curve": [[5, 110.0]]}]
+    table = [
+        {"changes": {}, "n_seeds": 2, "seeds": seeds},
+        {"changes": {"train.epochs": "20"}, "n_seeds": 1, "seeds": [{"valid_curve": [[20, 260.0]]}]},
+        {"changes": {"select.every": "absent"}, "n_seeds": 1, "seeds": [{}]},  # no selection, no curve
+    ]
+    for name in ("v1.png", "v2.png"):
+        figures.variant_curves(tmp_path / name, table, (225.0, 2.0), {10: 0.4, 20: 0.6})
+    assert Image.open(tmp_path / "v1.png").size == (1100, 660)
+    assert (tmp_path / "v1.png").read_bytes() == (tmp_path / "v2.png").read_bytes()

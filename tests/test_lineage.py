@@ -14,6 +14,7 @@ from pathlib import Path
 import mlflow
 import pytest
 import torch
+from PIL import Image
 
 from advnets.nets import Generator
 from conftest import GIT_USER, TINY_PIPELINE, PipelineCopy
@@ -174,6 +175,14 @@ def test_queued_experiments_log_to_the_repositorys_store_and_seeds_summarise_the
     assert summary["test_ll_sd"] == pytest.approx(statistics.stdev(scores))
     assert summary["seeds"][0]["run_id"] == training_run_id(repo)
     assert {row["dvc_experiment"] for row in summary["seeds"][1:]} == {run.data.tags["DVC_EXP_NAME"] for run in queued}
+
+    repo.run("advnets", "variants")  # all three seeds are of params.yaml's configuration
+    (variant,) = json.loads((repo.root / "metrics" / "variants.json").read_text())["variants"]
+    assert variant["changes"] == {} and variant["n_seeds"] == 3
+    for row in variant["seeds"]:  # every scored epoch, the selected one among them
+        epochs = [epoch for epoch, _ in row["valid_curve"]]
+        assert epochs == sorted(epochs) and row["selected_epoch"] in epochs
+    assert Image.open(repo.root / "figures" / "variants.png").size == (1100, 660)
 
 
 def free_port() -> int:

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from advnets.params import ParamsError, validate
-from advnets.schedule import ClassicalMomentumSGD, OptimizerStateError, learning_rate, momentum
+from advnets.schedule import ClassicalMomentumSGD, OptimizerStateError, learning_rate, momentum, learning_rate_spent
+from conftest import override
 
 
 def test_learning_rate_decays_every_step_to_a_floor(raw_params):
@@ -11,6 +12,18 @@ def test_learning_rate_decays_every_step_to_a_floor(raw_params):
     assert learning_rate(train, 500) == pytest.approx(0.1 / 1.000004**500, rel=1e-12)
     assert learning_rate(train, 250 * 500) == pytest.approx(0.0607, abs=1e-4)  # the spec's table
     assert learning_rate(train, 10**9) == 1e-6
+
+
+def test_learning_rate_spent_is_the_share_of_the_rates_whole_sum(raw_params):
+    raw_params["train"].update(lr_decay=1.01, lr_min=0.0)
+    fast = validate(raw_params).train
+    rates = [learning_rate(fast, t) for t in range(5000)]  # 1.01^-5000 < 1e-21: the whole sum
+    for steps in (0, 1, 70, 300):
+        assert learning_rate_spent(fast, steps) == pytest.approx(sum(rates[:steps]) / sum(rates), abs=1e-12)
+    paper = validate(override(raw_params, {"train": {"lr_decay": 1.000004}})).train
+    assert learning_rate_spent(paper, 250 * 500) == pytest.approx(0.3935, abs=1e-4)  # 1 - e^-0.5
+    assert learning_rate_spent(paper, 2000 * 500) == pytest.approx(0.9817, abs=1e-4)  # 1 - e^-4
+    assert learning_rate_spent(validate(override(raw_params, {"train": {"lr_decay": 1.0}})).train, 10**6) == 0.0
 
 
 @pytest.mark.parametrize("epochs, expected", [(0, 0.5), (1, 0.5 + 0.2 / 249), (249, 0.7), (300, 0.7)])

@@ -49,6 +49,9 @@ def _seeds(args: argparse.Namespace) -> int:
 
 def _variants(args: argparse.Namespace) -> int:
     from advnets.atomic import write_text
+    from advnets.figures import variant_curves
+    from advnets.parzen import PAPER_TABLE1_MNIST
+    from advnets.report import CURVE_EPOCHS, VARIANTS_FIGURE, schedule_spent
     from advnets.seeds import variants_markdown, variants_summary
 
     root, params, uri = _config_and_store(args)
@@ -57,8 +60,11 @@ def _variants(args: argparse.Namespace) -> int:
     out = root / args.out
     write_text(out, json.dumps(summary, indent=2) + "\n")
     write_text(out.with_suffix(".md"), variants_markdown(table))
+    figure = root / VARIANTS_FIGURE
+    figure.parent.mkdir(parents=True, exist_ok=True)
+    variant_curves(figure, table, PAPER_TABLE1_MNIST["Adversarial nets"], schedule_spent(params, CURVE_EPOCHS[2:]))
     print(variants_markdown(table), end="")
-    print(f"wrote {args.out} and {Path(args.out).with_suffix('.md')}")
+    print(f"wrote {args.out}, {Path(args.out).with_suffix('.md')} and {VARIANTS_FIGURE}")
     return 0 if table else 1
 
 
@@ -126,7 +132,8 @@ def parser() -> argparse.ArgumentParser:
 
     variants = _command(
         commands, "variants", _variants,
-        "tabulate every configuration in the MLflow store against params.yaml (an ablation) into metrics/variants.{json,md}",
+        "tabulate every configuration in the MLflow store against params.yaml (an ablation) into "
+        "metrics/variants.{json,md}, with their validation curves in figures/variants.png",
         "Group the finished, scored training runs by the params that differ from params.yaml; per group, the "
         "newest run of each seed, the mean and sd (n - 1) across seeds, and the selected epochs.",
     )

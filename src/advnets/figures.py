@@ -2,7 +2,8 @@
 
 Figure 1: the 1-D GAN's four panels. Figure 2: fair random samples with, in a separate framed
 column, the training image nearest to each row's last sample. Figure 3: straight-line
-interpolation in z space. Plus the training curves and the Parzen sigma sweep.
+interpolation in z space. Plus the training curves, the Parzen sigma sweep and the validation
+curves of every variant in the MLflow store.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
+from typing import Any
 
 import torch
 from torchvision.utils import make_grid, save_image
@@ -216,4 +218,36 @@ def jsd_curve(path: str | Path, curve: list[dict[str, float]]) -> None:
     ax.plot(steps, [row["jsd"] for row in curve], label="JSD($p_{data}$ ‖ $p_g$)")
     ax.plot(steps, [(row["value_d_star"] + math.log(4)) / 2 for row in curve], "--", label="(C(G) + log 4) / 2")
     _label_axes(ax, "G steps", "nats", "1-D GAN: divergence over training (the curves coincide)")
+    _save_matplotlib(fig, path)
+
+
+def variant_curves(
+    path: str | Path, table: list[dict[str, Any]], paper: tuple[float, float], spent: dict[int, float]
+) -> None:
+    """Every variant's validation score by epoch (`advnets variants`: one line per seed), beside
+    the paper's test figure; the top axis gives the share of the learning rate's sum over all
+    steps taken by each of `spent`'s epochs."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(10, 6))
+    colours = plt.get_cmap("tab10").colors
+    top = paper[0] + paper[1]
+    for i, row in enumerate(table):
+        label = ", ".join(f"{k}={v}" for k, v in row["changes"].items()) or "the paper's configuration"
+        label += f" ({row['n_seeds']} seed{'s' if row['n_seeds'] > 1 else ''})"
+        for j, seed in enumerate(row["seeds"]):
+            epochs, values = zip(*seed["valid_curve"]) if seed.get("valid_curve") else ((), ())
+            ax.plot(epochs, values, color=colours[i % len(colours)], lw=1.2, label=label if j == 0 else None)
+            top = max([top, *values])
+    ax.axhspan(paper[0] - paper[1], paper[0] + paper[1], color="grey", alpha=0.25, lw=0)
+    ax.axhline(paper[0], color="k", lw=0.8, ls="--", label=f"paper: {paper[0]:g} ± {paper[1]:g} (test set)")
+    ax.set_ylim(0, top + 10)
+    ax.set_xlim(left=0)
+    shares = ax.secondary_xaxis("top")
+    shares.set_xticks(list(spent), [f"{share:.0%}" for share in spent.values()])
+    shares.set_xlabel("share of the learning rate's sum over all steps taken by that epoch")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation Parzen log-likelihood (nats)")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    ax.set_title("MNIST, every variant in the MLflow store: the selection's validation score by epoch")
     _save_matplotlib(fig, path)

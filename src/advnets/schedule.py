@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from advnets.errors import AdvnetsError
@@ -19,6 +21,15 @@ def learning_rate(train: StepParams, step: int) -> float:
     except OverflowError:  # decay^step beyond float range: long past the floor
         decayed = 0.0
     return max(decayed, train.lr_min)
+
+
+def learning_rate_spent(train: StepParams, steps: int) -> float:
+    """The share of the decaying rate's sum over all steps, sum_t lr / decay^t, that its first
+    `steps` steps take: 1 - decay^-steps (0 without decay). The floor is left out: at the paper's
+    1e-6 it adds 1e-5 of the first step's rate per step, long after the sum has converged."""
+    if train.lr_decay == 1:
+        return 0.0
+    return -math.expm1(-steps * math.log(train.lr_decay))
 
 
 def momentum(train: StepParams, completed_epochs: int) -> float:

@@ -98,13 +98,14 @@ def variants_markdown(table: list[dict[str, Any]]) -> str:
 
 def seed_row(run: mlflow.entities.Run, client: mlflow.MlflowClient) -> dict[str, Any]:
     record = run_lineage_record(run)
-    curve = {m.step: m.value for m in client.get_metric_history(run.info.run_id, VALIDATION)}
+    curve = dict(sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, VALIDATION)))
     return {
         "seed": int(run.data.params["train.seed"]),
         "test_ll_mean": record["parzen"]["test_ll_mean"],
         "test_ll_se": record["parzen"].get("test_ll_se"),
         **{key: record[key] for key in ("selected_epoch", "run_id", "dvc_experiment", "git_commit", "generator_md5")},
         "valid_ll_at": {str(epoch): curve[epoch] for epoch in CURVE_EPOCHS if epoch in curve},
+        "valid_curve": [[epoch, value] for epoch, value in curve.items()],  # every scored epoch
     }
 
 
