@@ -6,7 +6,7 @@ whole epoch, and, every select.every epochs with --select, the validation select
 time. No MLflow or DVC: a speed check, or a quick look at how a configuration learns on a machine
 without the tracking stack. --json writes the rows with the params, commit and data md5s; --save
 writes the generator of the best epoch on validation (the train stage's selection), which
-`advnets score FILE` scores on the test set by the Parzen protocol.
+`advnets record JSON FILE` scores on the test set and logs as a training run in the MLflow store.
 
     python benchmarks/epoch_time.py [--device cpu|cuda] [--epochs 5] [--select] [--set train.seed=3]
                                     [--json FILE] [--save FILE]

@@ -3,8 +3,9 @@
 # data/mnist: the GPU tests, the step and Parzen benchmarks, epoch times as the train stage runs
 # them; then each argument, a configuration "NAME --set key=value ...", trained side by side for
 # RUN_EPOCHS epochs (at most RUN_SECONDS seconds), its rows in $OUT/run-NAME.json and the generator
-# of its best epoch on validation in $OUT/gen-NAME.pt (score it here: advnets score FILE). At most
-# three configurations: the device tool brings back 8 files.
+# of its best epoch on validation in $OUT/gen-NAME.pt. Back here, `advnets record run-NAME.json
+# gen-NAME.pt` scores each and logs it as a training run. At most three configurations: the device
+# tool brings back 8 files.
 #   bash benchmarks/gpu_check.sh "seed3 --set train.seed=3" "alternating --set train.update=alternating"
 set -u
 configs=("$@")

@@ -1,4 +1,4 @@
-"""The `advnets` console command: lineage, seeds, variants, publish and score."""
+"""The `advnets` console command: lineage, seeds, variants, publish, record and score."""
 
 from __future__ import annotations
 
@@ -83,6 +83,15 @@ def _publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _record(args: argparse.Namespace) -> int:
+    from advnets.record import record_run
+
+    run_id, summary = record_run(Path(args.record), Path(args.generator), Path(args.root).resolve())
+    print(f"recorded run {run_id}: Parzen log-likelihood on the test set {summary['parzen.test_ll_mean']:.2f} "
+          f"± {summary['parzen.test_ll_se']:.2f}, selected epoch {summary['selected_epoch']}")
+    return 0
+
+
 def _score(args: argparse.Namespace) -> int:
     from advnets.evaluate import score_generator
     from advnets.params import load_params
@@ -151,6 +160,18 @@ def parser() -> argparse.ArgumentParser:
         "--variant", metavar="NAME",
         help="a run of a variant of params.yaml's configuration: publish it in results/mnist/NAME/seed-N/",
     )
+
+    record = _command(
+        commands, "record", _record,
+        "log a run of benchmarks/epoch_time.py (trained without DVC or MLflow, e.g. on a GPU machine) as a training run",
+        "Check the selected generator and data/mnist against the record's md5s, score the generator on the test "
+        "set by the Parzen protocol, and log a finished training run (params, every epoch's figures, the "
+        "selection, the score, the generator, the lineage tags) to the project's MLflow store, or "
+        "$MLFLOW_TRACKING_URI, as the train stage does. `advnets seeds`, `variants` and `publish` then count it.",
+        store=False,
+    )
+    record.add_argument("record", help="epoch_time.py's --json file (run with --select and --save)")
+    record.add_argument("generator", help="epoch_time.py's --save file, the selected generator")
 
     score = _command(
         commands, "score", _score,

@@ -51,7 +51,7 @@ def publish(run_id: str, uri: str, results: Path = RESULTS, force: bool = False,
     except mlflow.exceptions.MlflowException:
         raise PublishError(f"run {run_id} is not in {uri}") from None
     tags, metrics = run.data.tags, run.data.metrics
-    if tags.get("DVC_STAGE") != "train" or run.info.status != "FINISHED":
+    if not tracking.is_training_run(tags) or run.info.status != "FINISHED":
         raise PublishError(f"run {run_id} is not a finished training run (stage {tags.get('DVC_STAGE')}, {run.info.status})")
     if "parzen.test_ll_mean" not in metrics:
         raise PublishError(f"run {run_id} has no Parzen score yet: run the parzen stage for it first")
@@ -84,6 +84,7 @@ def run_lineage_record(run: mlflow.entities.Run) -> dict[str, Any]:
         "git_commit": tags.get("git.commit"),
         "git_dirty": tags.get("git.dirty"),
         "dvc_experiment": tags.get("DVC_EXP_NAME"),
+        "trained_by": tags.get(tracking.TRAINED_BY_TAG),  # set when trained outside the pipeline
         "device": tags.get("device"),
         "torch_version": tags.get("torch.version"),
         "selected_epoch": int(metrics["selected_epoch"]) if "selected_epoch" in metrics else None,

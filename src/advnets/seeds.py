@@ -34,13 +34,14 @@ def scored_runs(params: Params, uri: str) -> list[mlflow.entities.Run]:
     experiment = client.get_experiment_by_name(params.tracking.experiment)
     if experiment is None:
         return []
-    runs = client.search_runs(
-        [experiment.experiment_id],
-        "tags.DVC_STAGE = 'train' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-        max_results=5000,
-    )
-    return [run for run in runs if SCORE in run.data.metrics]
+    runs = [
+        run
+        for training in tracking.TRAINING_RUN_FILTERS
+        for run in client.search_runs(
+            [experiment.experiment_id], f"{training} and attributes.status = 'FINISHED'", max_results=5000
+        )
+    ]
+    return sorted((run for run in runs if SCORE in run.data.metrics), key=lambda run: run.info.start_time, reverse=True)
 
 
 def changes(run: mlflow.entities.Run, wanted: dict[str, str]) -> dict[str, str]:

@@ -22,6 +22,14 @@ from advnets.data import md5_of
 
 RUN_RECORD = "models/mlflow-run.json"  # the train stage's pointer to its MLflow run
 MD5_TAG = "dvc.md5."  # tag prefix: dvc.md5.models/generator.pt = the file's md5
+TRAINED_BY_TAG = "trained_by"  # on a training run made outside the pipeline (advnets.record): the script
+# The runs that trained a model: the train stage's, and those recorded from outside the pipeline.
+TRAINING_RUN_FILTERS = ("tags.DVC_STAGE = 'train'", f"tags.{TRAINED_BY_TAG} LIKE '%'")
+
+
+def is_training_run(tags: dict[str, str]) -> bool:
+    """Whether a run with these tags trained a model (TRAINING_RUN_FILTERS)."""
+    return tags.get("DVC_STAGE") == "train" or TRAINED_BY_TAG in tags
 
 
 def workspace() -> Path:
@@ -204,6 +212,13 @@ def param_strings(flat: dict[str, Any]) -> dict[str, str]:
 
 def log_flat_params(flat: dict[str, Any]) -> None:
     mlflow.log_params(param_strings(flat))
+
+
+def log_flat_params_to(client: mlflow.MlflowClient, run_id: str, flat: dict[str, Any]) -> None:
+    """log_flat_params, to a run that is not the active one."""
+    params = [Param(k, v) for k, v in param_strings(flat).items()]
+    for start in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
+        client.log_batch(run_id, params=params[start : start + 100])
 
 
 def write_run_record(path: Path, run: mlflow.ActiveRun, root: Path) -> None:

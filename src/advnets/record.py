@@ -1,0 +1,132 @@
+"""A training run made outside the pipeline, recorded in the MLflow store as a training run.
+
+`benchmarks/epoch_time.py --select --json RECORD --save GENERATOR` trains with the train stage's
+own loop and selection (Trainer, Selector) where DVC and MLflow are not installed, such as a lent
+GPU machine. Its record holds the params, commit, device, torch version, the data's md5s, every
+epoch's figures and the selected generator's md5. `record_run` checks the generator and the data
+against the record, scores the generator on the test set by the Parzen protocol here, and logs
+one finished run with what the train and parzen stages log (params, per-epoch metrics, the
+selection, the score, the generator as the `model` artifact, the lineage tags), tagged
+`trained_by`. `advnets seeds`, `variants`, `publish` and `lineage` then treat it as any training run.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.entities import Metric
+
+from advnets import tracking
+from advnets.data import md5_of
+from advnets.errors import AdvnetsError
+from advnets.evaluate import score_generator
+from advnets.params import Params, ParamsError, validate
+
+TRAINED_BY = "benchmarks/epoch_time.py"
+FIELDS = ("commit", "device", "torch", "params", "data_md5", "rows", "selected_epoch", "generator_md5")
+BATCH = 1000  # MLflow takes at most 1000 metrics per log_batch
+
+
+class RecordError(AdvnetsError):
+    """A record that cannot be logged as it stands: incomplete, or not matching its files."""
+
+
+def load_record(path: Path) -> tuple[dict[str, Any], Params]:
+    """The record and its validated params (train.epochs the last epoch recorded); refused if a
+    field is missing, or the run stopped after an epoch the selection did not score."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RecordError(f"{path}: cannot read the record: {exc}") from None
+    missing = [field for field in FIELDS if field not in record]
+    if missing:
+        raise RecordError(
+            f"{path} has no {', '.join(missing)}: record a run of `{TRAINED_BY} --select --json FILE --save FILE`"
+        )
+    try:
+        params = validate(record["params"], source=str(path))
+    except ParamsError as exc:
+        raise RecordError(str(exc)) from None
+    rows = record["rows"]
+    last = rows[-1]["epoch"] if rows else 0
+    if last != params.train.epochs:
+        # Nothing in the schedules depends on train.epochs, so a run cut short after an epoch the
+        # selection scored is, epoch for epoch, the run of that many epochs.
+        if not rows or "select.valid_ll" not in rows[-1] or record["selected_epoch"] > last:
+            raise RecordError(
+                f"{path} stops at epoch {last} of train.epochs = {params.train.epochs}, after an epoch the "
+                "selection did not score: a run cut short"
+            )
+        record["params"]["train"]["epochs"] = last
+        params = validate(record["params"], source=f"{path}, cut short")
+    return record, params
+
+
+def check_files(record: dict[str, Any], generator: Path, data_root: Path) -> None:
+    """The generator is the one the run selected, and the data here is the data it trained on."""
+    if md5_of(generator) != record["generator_md5"]:
+        raise RecordError(f"{generator} has md5 {md5_of(generator)}; the record's selected generator has {record['generator_md5']}")
+    for split, md5 in record["data_md5"].items():
+        here = data_root / "mnist" / f"{split}.pt"
+        if not here.is_file():
+            raise RecordError(f"no {here}: run `dvc repro download` first")
+        if md5_of(here) != md5:
+            raise RecordError(f"{here} has md5 {md5_of(here)}; the run trained on {md5}")
+
+
+def record_run(record_path: Path, generator: Path, root: Path) -> tuple[str, dict[str, Any]]:
+    """Check, score and log the run in root's MLflow store (MLFLOW_TRACKING_URI if set); returns
+    the new run's id and its figures."""
+    record, params = load_record(record_path)
+    check_files(record, generator, root / "data")
+    score = score_generator(generator, params, root / "data").as_dict()
+    selected = next((row for row in record["rows"] if row["epoch"] == record["selected_epoch"]), None)
+    if selected is None or "select.valid_ll" not in selected:
+        raise RecordError(f"{record_path}: epoch {record['selected_epoch']}, the selected one, has no validation score")
+    summary = {
+        "selected_epoch": record["selected_epoch"],
+        "selected_valid_ll": selected["select.valid_ll"],
+        "selected_valid_ll_se": selected["select.valid_ll_se"],
+        "selected_sigma": selected["select.sigma"],
+        "parzen.test_ll_mean": score["test_ll_mean"],
+        "parzen.test_ll_se": score["test_ll_se"],
+        "parzen.sigma": score["sigma"],
+    }
+    commit = record["commit"]
+    tags = {
+        tracking.TRAINED_BY_TAG: TRAINED_BY,
+        "git.commit": commit.removesuffix("+changes"),
+        "git.dirty": str(commit.endswith("+changes")).lower(),
+        "torch.version": record["torch"],
+        "device": record["device"],
+        f"{tracking.MD5_TAG}models/generator.pt": record["generator_md5"],
+    }
+    data_md5 = tracking.content_md5(root, "data/mnist")
+    if data_md5:
+        tags[f"{tracking.MD5_TAG}data/mnist"] = data_md5
+
+    tracking.use_store(root)
+    client = mlflow.MlflowClient()
+    experiment = tracking.experiment_id(params.tracking.experiment, root)
+    run = client.create_run(experiment, run_name=f"seed{params.train.seed}-{params.train.update}", tags=tags)
+    run_id, status = run.info.run_id, "FAILED"
+    try:
+        tracking.log_flat_params_to(client, run_id, params.flat("data", "model", "train", "select", "sample", "parzen", "tracking"))
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, row["epoch"]) for row in record["rows"] for k, v in row.items() if k != "epoch"]
+        metrics += [Metric(k, float(v), now, 0) for k, v in summary.items()]
+        for start in range(0, len(metrics), BATCH):
+            client.log_batch(run_id, metrics=metrics[start : start + BATCH])
+        with tempfile.TemporaryDirectory() as tmp:  # the artifact's name, as the train stage logs it
+            shutil.copyfile(generator, Path(tmp) / "generator.pt")
+            client.log_artifact(run_id, str(Path(tmp) / "generator.pt"), artifact_path="model")
+        status = "FINISHED"
+    finally:
+        client.set_terminated(run_id, status)
+    return run_id, summary
