@@ -4,12 +4,13 @@ Prints steps/s and images/s of advnets' simultaneous update and of a plain PyTor
 same nets and update (BCE on sigmoid outputs, backward() on each loss, torch SGD), measured in the
 same run, with the machine's fp32 GEMM rate and the GEMM bound it implies for one step.
 
-    python benchmarks/train_throughput.py [--device cpu|cuda] [--steps 200]
+    python benchmarks/train_throughput.py [--device cpu|cuda] [--steps 200] [--side-by-side 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import platform
 import time
 
@@ -143,10 +144,45 @@ def _time(step, steps: int, device: torch.device) -> float:
     return steps / (time.perf_counter() - start)
 
 
+def _side_by_side_worker(barrier, steps: int, queue) -> None:
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    images = torch.rand(10_000, 784)
+    trainer = Trainer(load_params(), images, images[:100], torch.device("cpu"))
+    from advnets.updates import simultaneous_step
+
+    for i in range(10):
+        simultaneous_step(trainer.nets, images[i * 100 :][:100], 0)
+    barrier.wait()  # all start timing together, so they share the machine throughout
+    start = time.perf_counter()
+    for i in range(steps):
+        simultaneous_step(trainer.nets, images[(i * 100) % len(images) :][:100], 0)
+    queue.put(steps / (time.perf_counter() - start))
+
+
+def side_by_side(processes: int, steps: int) -> list[float]:
+    """steps/s of each of `processes` independent one-thread runs of the step, timed together:
+    what that many cores give this step with no coordination between them at all."""
+    context = multiprocessing.get_context("spawn")
+    barrier, queue = context.Barrier(processes), context.Queue()
+    workers = [context.Process(target=_side_by_side_worker, args=(barrier, steps, queue)) for _ in range(processes)]
+    for worker in workers:
+        worker.start()
+    rates = [queue.get() for _ in workers]
+    for worker in workers:
+        worker.join()
+    return rates
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument(
+        "--side-by-side", type=int, default=0, metavar="N",
+        help="CPU: also time N independent one-thread runs of the step at once (N = the threads: "
+        "the most those cores give this step, with perfect parallelism)",
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -169,6 +205,13 @@ def main() -> None:
         print(
             f"{label:>20}: {rate:7.2f} steps/s  {rate * 100:8.0f} images/s  "
             f"{500 / rate:6.1f} s/epoch  {100 * rate * work / gflops:5.1f}% of the GEMM bound"
+        )
+    if args.side_by_side and device.type == "cpu":
+        rates = side_by_side(args.side_by_side, args.steps)
+        total = sum(rates)
+        print(
+            f"{args.side_by_side} one-thread runs side by side: {', '.join(f'{r:.2f}' for r in rates)} steps/s, "
+            f"{total:.2f} together = {100 * total * work / gflops:.1f}% of the GEMM bound above"
         )
 
 
