@@ -60,13 +60,15 @@ def test_a_record_that_does_not_match_its_files_or_stopped_early_is_refused(trai
     assert refused.returncode == 2 and "the record's selected generator has" in refused.stderr
 
     record = json.loads((repo.root / "run.json").read_text())
-    unscored = {k: v for k, v in record["rows"][0].items() if not k.startswith("select")}
-    (repo.root / "cut.json").write_text(json.dumps({**record, "rows": [unscored], "selected_epoch": 1}))
+    unscored = [{k: v for k, v in row.items() if not k.startswith("select")} for row in record["rows"]]
+    (repo.root / "cut.json").write_text(json.dumps({**record, "rows": unscored[:1]}))
     refused = repo.run_unchecked("advnets", "record", "cut.json", "gen.pt")
-    assert refused.returncode == 2 and "stops at epoch 1 of train.epochs = 2, after an epoch the selection did not score" in refused.stderr
-    # cut after a scored epoch, it is the run of that many epochs (nothing depends on train.epochs)
-    (repo.root / "cut.json").write_text(json.dumps({**record, "rows": record["rows"][:1], "selected_epoch": 1}))
-    assert load_record(repo.root / "cut.json")[1].train.epochs == 1
+    assert refused.returncode == 2 and "stops at epoch 1 of train.epochs = 2, before any epoch was scored" in refused.stderr
+    # cut short, it is the run of as many epochs as its last scored one (nothing depends on train.epochs)
+    (repo.root / "cut.json").write_text(json.dumps({**record, "rows": [record["rows"][0], unscored[1]], "params": {
+        **record["params"], "train": {**record["params"]["train"], "epochs": 5}}}))
+    cut, params = load_record(repo.root / "cut.json")
+    assert params.train.epochs == 1 and [row["epoch"] for row in cut["rows"]] == [1]
 
     unselected = {k: v for k, v in record.items() if k not in ("selected_epoch", "generator_md5")}
     (repo.root / "unselected.json").write_text(json.dumps(unselected))

@@ -38,8 +38,8 @@ class RecordError(AdvnetsError):
 
 
 def load_record(path: Path) -> tuple[dict[str, Any], Params]:
-    """The record and its validated params (train.epochs the last epoch recorded); refused if a
-    field is missing, or the run stopped after an epoch the selection did not score."""
+    """The record and its validated params; a run cut short, up to its last scored epoch, as the
+    run of that many epochs. Refused if a field is missing or no epoch was scored."""
     try:
         record = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -56,14 +56,13 @@ def load_record(path: Path) -> tuple[dict[str, Any], Params]:
     rows = record["rows"]
     last = rows[-1]["epoch"] if rows else 0
     if last != params.train.epochs:
-        # Nothing in the schedules depends on train.epochs, so a run cut short after an epoch the
-        # selection scored is, epoch for epoch, the run of that many epochs.
-        if not rows or "select.valid_ll" not in rows[-1] or record["selected_epoch"] > last:
-            raise RecordError(
-                f"{path} stops at epoch {last} of train.epochs = {params.train.epochs}, after an epoch the "
-                "selection did not score: a run cut short"
-            )
-        record["params"]["train"]["epochs"] = last
+        # Nothing in the schedules depends on train.epochs, so a run cut short is, epoch for epoch,
+        # the run of as many epochs as its last scored one (the selection scores the last epoch).
+        scored = [row["epoch"] for row in rows if "select.valid_ll" in row]
+        if not scored:
+            raise RecordError(f"{path} stops at epoch {last} of train.epochs = {params.train.epochs}, before any epoch was scored")
+        record["rows"] = rows[: scored[-1]]
+        record["params"]["train"]["epochs"] = scored[-1]
         params = validate(record["params"], source=f"{path}, cut short")
     return record, params
 
