@@ -6,13 +6,15 @@
 # of its best epoch on validation in $OUT/gen-NAME.pt. Back here, `advnets record run-NAME.json
 # gen-NAME.pt` scores each and logs it as a training run. At most three configurations: the device
 # tool brings back 8 files.
+# CHECKS=0 skips the tests and benchmarks, to give the runs the whole call.
 #   bash benchmarks/gpu_check.sh "seed3 --set train.seed=3" "alternating --set train.update=alternating"
+#   CHECKS=0 RUN_EPOCHS=2000 RUN_SECONDS=540 bash benchmarks/gpu_check.sh "seed0 --set train.seed=0" ...
 set -u
 configs=("$@")
 OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
 RUN_EPOCHS=${RUN_EPOCHS:-250}; RUN_SECONDS=${RUN_SECONDS:-300}
 export OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
-{
+[ "${CHECKS:-1}" = 0 ] || {
   nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__, torch.version.cuda)"
   timeout 150 python3 -m pytest -q -rs -p no:cacheprovider tests/test_cuda_graph.py tests/test_updates.py \
     tests/test_trainer.py tests/test_schedule.py tests/test_discriminator_pass.py
