@@ -6,7 +6,7 @@ import mlflow
 import pytest
 
 from advnets.data import md5_of
-from advnets.record import load_record
+from advnets.record import RecordError, check_files, load_record
 from conftest import GIT_USER, REPO, TINY_PIPELINE
 
 
@@ -58,24 +58,23 @@ def test_a_record_that_does_not_match_its_files_or_stopped_early_is_refused(trai
     tampered.write_bytes((repo.root / "gen.pt").read_bytes() + b"\0")
     refused = repo.run_unchecked("advnets", "record", "run.json", "tampered.pt")
     assert refused.returncode == 2 and "the record's selected generator has" in refused.stderr
+    assert not (repo.root / "mlflow.db").exists()  # nothing was logged
 
     record = json.loads((repo.root / "run.json").read_text())
-    unscored = [{k: v for k, v in row.items() if not k.startswith("select")} for row in record["rows"]]
-    (repo.root / "cut.json").write_text(json.dumps({**record, "rows": unscored[:1]}))
-    refused = repo.run_unchecked("advnets", "record", "cut.json", "gen.pt")
-    assert refused.returncode == 2 and "stops at epoch 1 of train.epochs = 2, before any epoch was scored" in refused.stderr
-    # cut short, it is the run of as many epochs as its last scored one (nothing depends on train.epochs)
-    (repo.root / "cut.json").write_text(json.dumps({**record, "rows": [record["rows"][0], unscored[1]], "params": {
-        **record["params"], "train": {**record["params"]["train"], "epochs": 5}}}))
-    cut, params = load_record(repo.root / "cut.json")
-    assert params.train.epochs == 1 and [row["epoch"] for row in cut["rows"]] == [1]
+    with pytest.raises(RecordError, match="the run trained on 0{32}"):
+        check_files({**record, "data_md5": {"valid": "0" * 32}}, repo.root / "gen.pt", repo.root / "data")
 
     unselected = {k: v for k, v in record.items() if k not in ("selected_epoch", "generator_md5")}
     (repo.root / "unselected.json").write_text(json.dumps(unselected))
-    refused = repo.run_unchecked("advnets", "record", "unselected.json", "gen.pt")
-    assert refused.returncode == 2 and "has no selected_epoch, generator_md5" in refused.stderr
+    with pytest.raises(RecordError, match="has no selected_epoch, generator_md5"):
+        load_record(repo.root / "unselected.json")
 
-    (repo.root / "data" / "mnist" / "valid.pt").write_bytes(b"other data")
-    refused = repo.run_unchecked("advnets", "record", "run.json", "gen.pt")
-    assert refused.returncode == 2 and "the run trained on" in refused.stderr
-    assert not (repo.root / "mlflow.db").exists()  # nothing was logged
+    unscored = [{k: v for k, v in row.items() if not k.startswith("select")} for row in record["rows"]]
+    (repo.root / "cut.json").write_text(json.dumps({**record, "rows": unscored[:1]}))
+    with pytest.raises(RecordError, match="stops at epoch 1 of train.epochs = 2, before any epoch was scored"):
+        load_record(repo.root / "cut.json")
+    # cut short, it is the run of as many epochs as its last scored one (nothing depends on train.epochs)
+    longer = {**record["params"], "train": {**record["params"]["train"], "epochs": 5}}
+    (repo.root / "cut.json").write_text(json.dumps({**record, "rows": [record["rows"][0], unscored[1]], "params": longer}))
+    cut, params = load_record(repo.root / "cut.json")
+    assert params.train.epochs == 1 and [row["epoch"] for row in cut["rows"]] == [1]
