@@ -42,6 +42,9 @@ def test_a_run_trained_outside_the_pipeline_is_logged_scored_and_published_as_a_
     assert [m.step for m in client.get_metric_history(run_id, "select.valid_ll")] == [1, 2]
     assert run.data.metrics["selected_epoch"] == record["selected_epoch"]
 
+    traced = repo.run_unchecked("advnets", "lineage", "--run", run_id).stdout
+    assert f"run {run_id} seed0-simultaneous (stage train by benchmarks/epoch_time.py, git {record['commit']}" in traced
+
     repo.run("advnets", "seeds")  # counted as a seed of params.yaml's configuration
     (seed,) = json.loads((repo.root / "metrics" / "seeds.json").read_text())["seeds"]
     assert seed["run_id"] == run_id and seed["dvc_experiment"] is None

@@ -96,7 +96,8 @@ def _describe(run: mlflow.entities.Run) -> dict[str, str]:
     return {
         "run_id": run.info.run_id,
         "run_name": run.info.run_name,
-        "stage": tags.get("DVC_STAGE", ""),
+        # a training run made outside the pipeline names the script that trained it (advnets.record)
+        "stage": tags.get("DVC_STAGE") or (f"train by {tags[tracking.TRAINED_BY_TAG]}" if tracking.TRAINED_BY_TAG in tags else ""),
         "git.commit": tags.get("git.commit", ""),
         "DVC_EXP_NAME": tags.get("DVC_EXP_NAME", ""),
     }
