@@ -25,6 +25,7 @@ import yaml
 
 from advnets.atomic import write_torch
 from advnets.data import load_mnist, md5_of
+from advnets.device import device_name
 from advnets.params import read_yaml, validate
 from advnets.selection import Selector
 from advnets.trainer import Trainer
@@ -76,12 +77,12 @@ def main() -> None:
     train_images, valid_images = load_mnist("train", args.data)[0], load_mnist("valid", args.data)[0]
     trainer = Trainer(params, train_images, valid_images, device)
     selector = Selector(params, valid_images, device) if args.select else None
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    name = device_name(device)
     print(f"device: {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"{trainer.batches_per_epoch} steps per epoch, changed: {args.set or 'nothing'}", flush=True)
 
     data = {split: md5_of(Path(args.data) / "mnist" / f"{split}.pt") for split in ("train", "valid")}
-    record = {"commit": commit(), "device": name, "torch": torch.__version__, "changed": args.set,
+    record = {"commit": commit(), "device": name, "torch_device": str(device), "torch": torch.__version__, "changed": args.set,
               "params": params.model_dump(), "data_md5": data}
     rows = []
     for _ in range(args.epochs):

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import platform
 import time
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from advnets.device import device_name
 from advnets.params import load_params
 from advnets.trainer import Trainer
 
@@ -25,14 +25,6 @@ from advnets.trainer import Trainer
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
 
 
 def gemm_gflops(device: torch.device, n: int = 2048, repeats: int = 20) -> float:
@@ -188,7 +180,7 @@ def main() -> None:
     torch.manual_seed(0)
     images = torch.rand(10_000, 784, device=device)
 
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+    name = device_name(device)
     print(f"device: {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
     gflops = gemm_gflops(device)
     work = step_gflop()

@@ -38,6 +38,7 @@ def test_a_run_trained_outside_the_pipeline_is_logged_scored_and_published_as_a_
     assert run.data.tags["trained_by"] == "benchmarks/epoch_time.py"
     assert run.data.tags["git.commit"] == repo.run("git", "rev-parse", "HEAD").stdout.strip() == record["commit"]
     assert run.data.tags["dvc.md5.models/generator.pt"] == md5_of(repo.root / "gen.pt")
+    assert (run.data.tags["device"], run.data.tags["device.name"]) == ("cpu", record["device"])
     assert run.data.params["train.epochs"] == "2" and run.data.params["parzen.test_points"] == "200"
     assert [m.step for m in client.get_metric_history(run_id, "select.valid_ll")] == [1, 2]
     assert run.data.metrics["selected_epoch"] == record["selected_epoch"]

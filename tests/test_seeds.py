@@ -29,14 +29,17 @@ def test_mean_and_sd_across_seeds():
     assert summarise([])["test_ll_mean"] is None
 
 
-def log_training(params, score, status="FINISHED", curve=None, **tags):
-    """A training run in the store; curve: {epoch: validation score} as the selection logs it."""
+def log_training(params, score, status="FINISHED", curve=None, seconds=(), **tags):
+    """A training run in the store; curve: {epoch: validation score} as the selection logs it;
+    seconds: each epoch's, as the train stage logs them."""
     experiment = tracking.experiment_id(params.tracking.experiment, tracking.repo_root())
     with mlflow.start_run(experiment_id=experiment) as run:
         tracking.log_flat_params(params.flat("data", "model", "train", "select", "sample", "parzen"))
         mlflow.set_tags({"DVC_STAGE": "train", **tags})
         for epoch, value in (curve or {}).items():
             mlflow.log_metric("select.valid_ll", value, step=epoch)
+        for epoch, value in enumerate(seconds, start=1):
+            mlflow.log_metric("seconds", value, step=epoch)
         if score is not None:
             mlflow.log_metric("parzen.test_ll_mean", score)
             mlflow.log_metric("parzen.test_ll_se", 2.0)
@@ -69,8 +72,8 @@ def test_variants_group_runs_by_their_changes_from_the_configuration(workdir, ra
         return validate(override(copy.deepcopy(raw_params), {"train": train}))
 
     base = {s: config(seed=s) for s in (0, 1)}
-    log_training(base[0], 180.0, curve={45: 1.0, 50: 140.0, 100: 160.0, 250: 185.0})
-    log_training(base[1], 184.0, curve={50: 150.0, 100: 170.0})
+    log_training(base[0], 180.0, curve={45: 1.0, 50: 140.0, 100: 160.0, 250: 185.0}, seconds=[1800.0, 3600.0], device="cpu")
+    log_training(base[1], 184.0, curve={50: 150.0, 100: 170.0}, seconds=[720.0], **{"device.name": "NVIDIA H200"})
     for seed, score in ((0, 190.0), (1, 196.0)):
         log_training(config(seed=seed, update="alternating"), score)
     log_training(config(seed=0, d_loss_scale=1.0, epochs=300), 170.0, curve={50: 120.0})
@@ -95,7 +98,9 @@ def test_variants_group_runs_by_their_changes_from_the_configuration(workdir, ra
     # validation at epochs 50, 100, 250, 500, 1000: the mean over the seeds that reached each
     assert table[0]["valid_ll_at"] == {"50": 145.0, "100": 165.0, "250": 185.0}
     assert table[0]["seeds"][0]["valid_curve"] == [[45, 1.0], [50, 140.0], [100, 160.0], [250, 185.0]]  # every epoch scored
-    assert "| none (the paper's configuration) | 2 | 182.0 | 2.8 | last, last | 145.0 | 165.0 | 185.0 | – | – |" in text
+    # training time: the epochs' seconds summed, on the machine the run names (else its device)
+    assert [(seed["train_hours"], seed["machine"]) for seed in table[0]["seeds"]] == [(1.5, "cpu"), (0.2, "NVIDIA H200")]
+    assert "| none (the paper's configuration) | 2 | 182.0 | 2.8 | last, last | 145.0 | 165.0 | 185.0 | – | – | – | 1.5, 0.2 (NVIDIA H200; cpu) |" in text
     assert "| `train.update=alternating` | 2 | 193.0 | 4.2 | last, last | – | – | – | – | – |" in text
     assert "| `train.d_loss_scale=1.0`, `train.epochs=300` | 1 | 170.0 | – | last | 120.0 | – | – | – | – |" in text
 

@@ -1,6 +1,9 @@
-"""Choosing the torch device from a params value: auto | cpu | cuda."""
+"""Choosing the torch device from a params value: auto | cpu | cuda; and naming the machine."""
 
 from __future__ import annotations
+
+import os
+import platform
 
 import torch
 
@@ -14,3 +17,16 @@ def resolve_device(choice: str) -> torch.device:
     if choice == "cuda" and not torch.cuda.is_available():
         raise AdvnetsError("device is cuda but torch sees no CUDA device")
     return torch.device(choice)
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU's model and how many cores this process may use."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{model}, {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} cores"

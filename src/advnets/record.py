@@ -103,9 +103,11 @@ def record_run(record_path: Path, generator: Path, root: Path) -> tuple[str, dic
         "git.commit": commit.removesuffix("+changes"),
         "git.dirty": str(commit.endswith("+changes")).lower(),
         "torch.version": record["torch"],
-        "device": record["device"],
+        "device.name": record["device"],
         f"{tracking.MD5_TAG}models/generator.pt": record["generator_md5"],
     }
+    if "torch_device" in record:  # records from before it name only the machine
+        tags["device"] = record["torch_device"]
     data_md5 = tracking.content_md5(root, "data/mnist")
     if data_md5:
         tags[f"{tracking.MD5_TAG}data/mnist"] = data_md5

@@ -194,12 +194,13 @@ def variants_table(table: list[dict[str, Any]]) -> list[str]:
     lines = [
         "Test: the selected generators' Parzen log-likelihood on the test set, mean and sd across "
         "seeds. Validation at epoch N: the selection's score of epoch N's generator (mean across "
-        "seeds), so runs of different lengths compare at equal epochs.",
+        "seeds), so runs of different lengths compare at equal epochs. Training hours: each seed's "
+        "epochs summed (the steps, not the selection's scoring), with the machine.",
         "",
         "| changes from params.yaml | seeds | test mean | sd across seeds | selected epochs | "
         + " | ".join(f"validation at {epoch}" for epoch in CURVE_EPOCHS)
-        + " | commits |",
-        "|---|---|---|---|---|" + "---|" * len(CURVE_EPOCHS) + "---|",
+        + " | training hours, machine | commits |",
+        "|---|---|---|---|---|" + "---|" * len(CURVE_EPOCHS) + "---|---|",
     ]
     for row in table:
         changed = _changes(row) or "none (the paper's configuration)"
@@ -209,7 +210,7 @@ def variants_table(table: list[dict[str, Any]]) -> list[str]:
         curve = " | ".join(
             f"{row['valid_ll_at'][str(epoch)]:.1f}" if str(epoch) in row["valid_ll_at"] else "–" for epoch in CURVE_EPOCHS
         )
-        lines.append(f"| {changed} | {row['n_seeds']} | {row['test_ll_mean']:.1f} | {sd} | {epochs} | {curve} | {commits} |")
+        lines.append(f"| {changed} | {row['n_seeds']} | {row['test_ll_mean']:.1f} | {sd} | {epochs} | {curve} | {_training(row)} | {commits} |")
     return lines
 
 
@@ -222,6 +223,13 @@ def best_of_the_paper(table: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def _changes(row: dict[str, Any]) -> str:
     return ", ".join(f"`{k}={v}`" for k, v in row["changes"].items())
+
+
+def _training(row: dict[str, Any]) -> str:
+    """Each seed's training hours and the machines they ran on (summaries before these: –)."""
+    hours = [seed["train_hours"] for seed in row["seeds"] if seed.get("train_hours") is not None]
+    machines = sorted({seed["machine"] for seed in row["seeds"] if seed.get("machine")})
+    return ", ".join(f"{h:.1f}" for h in hours) + (f" ({'; '.join(machines)})" if machines else "") if hours else "–"
 
 
 def _selected_epochs(row: dict[str, Any]) -> str:

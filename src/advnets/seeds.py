@@ -20,6 +20,7 @@ from advnets.report import CURVE_EPOCHS, variants_table
 NOT_CONFIG = {"train.seed", "train.device", "train.grid_every", "data.mirror", "parzen.chunk_size", "parzen.device"}
 SCORE = "parzen.test_ll_mean"
 VALIDATION = "select.valid_ll"
+EPOCH_SECONDS = "seconds"  # the train stage's per-epoch metric: the epoch's steps
 
 
 def config_filter(params: Params) -> dict[str, str]:
@@ -100,6 +101,8 @@ def variants_markdown(table: list[dict[str, Any]]) -> str:
 def seed_row(run: mlflow.entities.Run, client: mlflow.MlflowClient) -> dict[str, Any]:
     record = run_lineage_record(run)
     curve = dict(sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, VALIDATION)))
+    seconds = sum(m.value for m in client.get_metric_history(run.info.run_id, EPOCH_SECONDS))
+    tags = run.data.tags
     return {
         "seed": int(run.data.params["train.seed"]),
         "test_ll_mean": record["parzen"]["test_ll_mean"],
@@ -107,6 +110,8 @@ def seed_row(run: mlflow.entities.Run, client: mlflow.MlflowClient) -> dict[str,
         **{key: record[key] for key in ("selected_epoch", "run_id", "dvc_experiment", "git_commit", "generator_md5")},
         "valid_ll_at": {str(epoch): curve[epoch] for epoch in CURVE_EPOCHS if epoch in curve},
         "valid_curve": [[epoch, value] for epoch, value in curve.items()],  # every scored epoch
+        "train_hours": seconds / 3600,  # the epochs' steps, summed: the wall time of training
+        "machine": tags.get("device.name") or tags.get("device"),  # runs before device.name: cpu, cuda
     }
 
 

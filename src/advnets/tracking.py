@@ -192,7 +192,11 @@ def lineage_tags(root: Path, stage: str, device: torch.device | None = None, pip
     if pipeline:
         tags["DVC_PIPELINE"] = pipeline
     if device is not None:
+        # Imported here: only the stages that train pass a device, and they depend on device.py.
+        from advnets.device import device_name
+
         tags["device"] = str(device)
+        tags["device.name"] = device_name(device)  # the machine: the GPU, or the CPU model and cores
     if os.environ.get("DVC_EXP_NAME"):
         tags["DVC_EXP_NAME"] = os.environ["DVC_EXP_NAME"]
     return {**tags, **file_tags(root, stage, pipeline)}
