@@ -4,9 +4,10 @@ Runs advnets' Trainer (the train stage's loop: steps, per-epoch monitor) with pa
 configuration, optionally changed by --set, and prints each epoch's seconds: the steps alone, the
 whole epoch, and, every select.every epochs with --select, the validation selection score and its
 time. No MLflow or DVC: a speed check, or a quick look at how a configuration learns on a machine
-without the tracking stack. --json writes the rows with the params, commit and data md5s; --save
-writes the generator of the best epoch on validation (the train stage's selection), which
-`advnets record JSON FILE` scores on the test set and logs as a training run in the MLflow store.
+without the tracking stack. --json writes the rows with the params, commit and data md5s (at every
+scored epoch and at the end); --save writes the generator of the best epoch on validation (the
+train stage's selection), which `advnets record JSON FILE` scores on the test set and logs as a
+training run in the MLflow store. SIGTERM ends the run after the epoch under way, files whole.
 
     python benchmarks/epoch_time.py [--device cpu|cuda] [--epochs 5] [--select] [--set train.seed=3]
                                     [--json FILE] [--save FILE]
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -23,7 +25,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from advnets.atomic import write_torch
+from advnets.atomic import write_text, write_torch
 from advnets.data import load_mnist, md5_of
 from advnets.device import device_name
 from advnets.params import read_yaml, validate
@@ -83,9 +85,19 @@ def main() -> None:
 
     data = {split: md5_of(Path(args.data) / "mnist" / f"{split}.pt") for split in ("train", "valid")}
     record = {"commit": commit(), "device": name, "torch_device": str(device), "torch": torch.__version__, "changed": args.set,
-              "params": params.model_dump(), "data_md5": data}
+              "params": params.model_dump(), "data_md5": data, "started": time.time()}
     rows = []
+    stopping = []  # SIGTERM (e.g. timeout's) ends the run after the epoch under way, its files whole
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+
+    def write_record() -> None:
+        if args.json:
+            write_text(args.json, json.dumps({**record, "ended": time.time(), "rows": rows}, indent=1) + "\n")
+
     for _ in range(args.epochs):
+        if stopping:
+            print(f"stopped by SIGTERM after epoch {trainer.epoch}", flush=True)
+            break
         sync(device)
         start = time.perf_counter()
         row = trainer.train_epoch()
@@ -104,8 +116,9 @@ def main() -> None:
         shown = f"  validation {row['select.valid_ll']:7.2f} ({row['select_seconds']:.2f} s)" if "select.valid_ll" in row else ""
         print(f"epoch {row['epoch']:4d}: steps {row['seconds']:6.2f} s, epoch {row['epoch_seconds']:6.2f} s, "
               f"{row['images_per_s']:8.0f} images/s, monitor {row['valid_parzen']:7.2f}{shown}", flush=True)
-        if args.json:  # after every epoch, so a run cut short still leaves its rows
-            args.json.write_text(json.dumps({**record, "rows": rows}, indent=1) + "\n")
+        if "select.valid_ll" in row:  # with the generator it may have saved, so a run killed still leaves both
+            write_record()
+    write_record()
 
     steady = rows[1:] or rows  # the first epoch includes warm-up (allocator, kernels, caches)
     mean = sum(r["epoch_seconds"] for r in steady) / len(steady)

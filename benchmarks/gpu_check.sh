@@ -4,11 +4,13 @@
 # them; then each argument, a configuration "NAME --set key=value ...", trained side by side for
 # RUN_EPOCHS epochs (at most RUN_SECONDS seconds), its rows in $OUT/run-NAME.json and the generator
 # of its best epoch on validation in $OUT/gen-NAME.pt. Back here, `advnets record run-NAME.json
-# gen-NAME.pt` scores each and logs it as a training run. At most three configurations: the device
-# tool brings back 8 files.
+# gen-NAME.pt` scores each and logs it as a training run; a run the timeout cut (SIGTERM: it ends
+# after the epoch under way) is recorded up to its last scored epoch, or with --epochs E at a length
+# common to the seeds. At most three configurations: the device tool brings back 8 files. One run
+# alone took 0.27 s an epoch on an H200; side by side, each is slower (not yet measured).
 # CHECKS=0 skips the tests and benchmarks, to give the runs the whole call.
 #   bash benchmarks/gpu_check.sh "seed3 --set train.seed=3" "alternating --set train.update=alternating"
-#   CHECKS=0 RUN_EPOCHS=2000 RUN_SECONDS=540 bash benchmarks/gpu_check.sh "seed0 --set train.seed=0" ...
+#   CHECKS=0 RUN_EPOCHS=2000 RUN_SECONDS=540 bash benchmarks/gpu_check.sh "seed2 --set train.seed=2"
 set -u
 configs=("$@")
 OUT=${OUT:-gpu-out}; mkdir -p "$OUT"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import queue as queue_module
 import time
 
 import torch
@@ -145,7 +146,7 @@ def _side_by_side_worker(barrier, steps: int, queue) -> None:
 
     for i in range(10):
         simultaneous_step(trainer.nets, images[i * 100 :][:100], 0)
-    barrier.wait()  # all start timing together, so they share the machine throughout
+    barrier.wait(timeout=600)  # all start timing together, so they share the machine throughout
     start = time.perf_counter()
     for i in range(steps):
         simultaneous_step(trainer.nets, images[(i * 100) % len(images) :][:100], 0)
@@ -160,9 +161,15 @@ def side_by_side(processes: int, steps: int) -> list[float]:
     workers = [context.Process(target=_side_by_side_worker, args=(barrier, steps, queue)) for _ in range(processes)]
     for worker in workers:
         worker.start()
-    rates = [queue.get() for _ in workers]
-    for worker in workers:
-        worker.join()
+    try:
+        rates = [queue.get(timeout=1200) for _ in workers]
+    except queue_module.Empty:
+        raise SystemExit(f"side by side: a worker gave no result (exit codes {[w.exitcode for w in workers]})") from None
+    finally:
+        for worker in workers:
+            worker.join(timeout=5)
+            if worker.is_alive():
+                worker.terminate()
     return rates
 
 
@@ -199,6 +206,8 @@ def main() -> None:
             f"{500 / rate:6.1f} s/epoch  {100 * rate * work / gflops:5.1f}% of the GEMM bound"
         )
     if args.side_by_side and device.type == "cpu":
+        if args.side_by_side != torch.get_num_threads():
+            print(f"note: {args.side_by_side} runs against the bound of {torch.get_num_threads()} threads")
         rates = side_by_side(args.side_by_side, args.steps)
         total = sum(rates)
         print(

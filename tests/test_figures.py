@@ -160,3 +160,8 @@ def test_matplotlib_figures_have_their_size_and_are_byte_stable(tmp_path):
         figures.variant_curves(tmp_path / name, table, (225.0, 2.0), {10: 0.4, 20: 0.6})
     assert Image.open(tmp_path / "v1.png").size == (1100, 660)
     assert (tmp_path / "v1.png").read_bytes() == (tmp_path / "v2.png").read_bytes()
+    seeds[1]["valid_curve"] = [[5, 120.0]]  # the drawing follows the curves
+    figures.variant_curves(tmp_path / "v3.png", table, (225.0, 2.0), {10: 0.4, 20: 0.6})
+    assert (tmp_path / "v3.png").read_bytes() != (tmp_path / "v1.png").read_bytes()
+    figures.variant_curves(tmp_path / "v4.png", table, (225.0, 2.0), {})  # no decay: no top axis
+    assert Image.open(tmp_path / "v4.png").size == (1100, 660)

@@ -1,6 +1,9 @@
 import json
 import re
+import signal
+import subprocess
 import sys
+import time
 
 import mlflow
 import pytest
@@ -10,17 +13,41 @@ from advnets.record import RecordError, check_files, load_record
 from conftest import GIT_USER, REPO, TINY_PIPELINE
 
 
+EPOCH_TIME = [sys.executable, str(REPO / "benchmarks" / "epoch_time.py"), "--device", "cpu", "--select"]
+
+
 @pytest.fixture
-def trained_outside(pipeline):
-    """A committed tiny pipeline with its data, and a run of benchmarks/epoch_time.py in it (the
-    train stage's loop without DVC or MLflow, as on a GPU machine) with its record and generator."""
+def tiny_repo(pipeline):
+    """A committed tiny pipeline with its data."""
     pipeline.set_params(**TINY_PIPELINE)
     pipeline.repro("download")
     pipeline.run("git", "add", "-A")
     pipeline.run("git", *GIT_USER, "commit", "-q", "-m", "tiny pipeline")
-    script = str(REPO / "benchmarks" / "epoch_time.py")
-    pipeline.run(sys.executable, script, "--device", "cpu", "--epochs", "2", "--select", "--json", "run.json", "--save", "gen.pt")
     return pipeline
+
+
+@pytest.fixture
+def trained_outside(tiny_repo):
+    """A run of benchmarks/epoch_time.py in the tiny pipeline (the train stage's loop without DVC
+    or MLflow, as on a GPU machine), with its record and generator."""
+    tiny_repo.run(*EPOCH_TIME, "--epochs", "2", "--json", "run.json", "--save", "gen.pt")
+    return tiny_repo
+
+
+def test_a_run_ended_by_sigterm_stops_after_its_epoch_with_its_files_whole(tiny_repo):
+    args = [*EPOCH_TIME, "--epochs", "500", "--json", "run.json", "--save", "gen.pt"]
+    run = subprocess.Popen(args, cwd=tiny_repo.root, env=tiny_repo.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    record = tiny_repo.root / "run.json"
+    deadline = time.monotonic() + 120
+    while not record.exists():  # the first scored epoch is written
+        assert run.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    run.send_signal(signal.SIGTERM)
+    out, _ = run.communicate(timeout=120)
+    assert run.returncode == 0 and "stopped by SIGTERM after epoch" in out
+    cut, params = load_record(record)  # every tiny epoch is scored: the run of as many epochs
+    assert 1 <= params.train.epochs == len(cut["rows"]) < 500
+    check_files(cut, tiny_repo.root / "gen.pt", tiny_repo.root / "data")  # the generator is the record's
 
 
 def test_a_run_trained_outside_the_pipeline_is_logged_scored_and_published_as_a_training_run(trained_outside):
@@ -42,6 +69,9 @@ def test_a_run_trained_outside_the_pipeline_is_logged_scored_and_published_as_a_
     assert run.data.params["train.epochs"] == "2" and run.data.params["parzen.test_points"] == "200"
     assert [m.step for m in client.get_metric_history(run_id, "select.valid_ll")] == [1, 2]
     assert run.data.metrics["selected_epoch"] == record["selected_epoch"]
+    assert run.info.start_time == int(record["started"] * 1000)  # when it trained, not when it was recorded
+    again = repo.run_unchecked("advnets", "record", "run.json", "gen.pt")
+    assert again.returncode == 2 and f"already recorded, as run {run_id}" in again.stderr
 
     traced = repo.run_unchecked("advnets", "lineage", "--run", run_id).stdout
     assert f"run {run_id} seed0-simultaneous (stage train by benchmarks/epoch_time.py, git {record['commit']}" in traced
@@ -74,11 +104,23 @@ def test_a_record_that_does_not_match_its_files_or_stopped_early_is_refused(trai
         load_record(repo.root / "unselected.json")
 
     unscored = [{k: v for k, v in row.items() if not k.startswith("select")} for row in record["rows"]]
-    (repo.root / "cut.json").write_text(json.dumps({**record, "rows": unscored[:1]}))
-    with pytest.raises(RecordError, match="stops at epoch 1 of train.epochs = 2, before any epoch was scored"):
+    (repo.root / "cut.json").write_text(json.dumps({**record, "rows": unscored}))
+    with pytest.raises(RecordError, match=f"its selected epoch, {record['selected_epoch']}, is not one of its scored epochs"):
         load_record(repo.root / "cut.json")
-    # cut short, it is the run of as many epochs as its last scored one (nothing depends on train.epochs)
+    (repo.root / "cut.json").write_text(json.dumps({**record, "rows": [record["rows"][1], record["rows"][0]]}))
+    with pytest.raises(RecordError, match="row 1 is not epoch 1's figures"):
+        load_record(repo.root / "cut.json")
+
+    # Cut short, it is the run of as many epochs as its last scored one (nothing depends on
+    # train.epochs); --epochs cuts at a scored epoch from the selected one on.
     longer = {**record["params"], "train": {**record["params"]["train"], "epochs": 5}}
-    (repo.root / "cut.json").write_text(json.dumps({**record, "rows": [record["rows"][0], unscored[1]], "params": longer}))
+    first = {**record, "selected_epoch": 1, "params": longer}
+    (repo.root / "cut.json").write_text(json.dumps({**first, "rows": [record["rows"][0], unscored[1]]}))
     cut, params = load_record(repo.root / "cut.json")
     assert params.train.epochs == 1 and [row["epoch"] for row in cut["rows"]] == [1]
+    (repo.root / "cut.json").write_text(json.dumps(first))
+    assert load_record(repo.root / "cut.json", epochs=1)[1].train.epochs == 1
+    assert load_record(repo.root / "cut.json")[1].train.epochs == 2  # the last scored epoch
+    (repo.root / "cut.json").write_text(json.dumps({**first, "selected_epoch": 2}))
+    with pytest.raises(RecordError, match="cannot be cut at epoch 1: a cut must be a scored epoch from the selected one, 2"):
+        load_record(repo.root / "cut.json", epochs=1)

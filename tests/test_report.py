@@ -71,9 +71,16 @@ def test_variants_are_tabulated_with_the_best_figure_of_the_papers_configuration
     assert "**209.5** (`train.epochs=1000`; 1 seed; selected epoch 805), against the paper's 225 ± 2." in text
     assert "| `train.update=alternating` | 1 | 215.0 | – | 215 | 175.0 |" in text
     # the paper's decay, 500 steps an epoch: 1 - 1.000004^-(500 e)
-    assert "a run has taken 39.3% of that sum by epoch 250, 63.2% by epoch 500, 86.5% by epoch 1,000 and 98.2% by epoch 2,000." in text
+    assert "of that sum, a run has taken 39.3% by epoch 250, 63.2% by epoch 500, 86.5% by epoch 1,000 and 98.2% by epoch 2,000." in text
     assert "after epoch 2,000 rides on the last 1.8%" in text
     assert "[figures/variants.png](../figures/variants.png)" in text
+
+
+def test_without_a_decaying_rate_the_report_states_no_share_of_its_sum(raw_params):
+    raw_params["train"]["lr_decay"] = 1.0
+    variants = {"variants": [_variant({"train.epochs": "1000"}, 209.5, 805)]}
+    text = results_markdown(validate(raw_params), TRAIN, PARZEN, TOY, SEEDS, variants)
+    assert "**209.5**" in text and "of that sum" not in text
 
 
 def test_without_variants_of_this_configuration_the_report_says_how_to_make_them(raw_params):

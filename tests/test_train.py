@@ -1,4 +1,5 @@
 import json
+import re
 import shutil
 
 import mlflow
@@ -6,7 +7,6 @@ import pytest
 import torch
 
 from advnets.checkpoint import ResumeError
-from advnets.device import device_name
 from advnets.params import validate
 from advnets.train import TrainOutputs, run_training
 from advnets.trainer import NonFiniteError
@@ -47,7 +47,7 @@ def test_outputs_and_the_mlflow_run(workdir, tiny_params):
     assert run.data.params["train.lr"] == "0.1" and run.data.params["model.g_hidden"] == "[32, 32]"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "valid_parzen")] == [1, 2]
     assert run.data.tags["device"] == "cpu" and "git.commit" in run.data.tags
-    assert run.data.tags["device.name"] == device_name(torch.device("cpu"))  # the machine, e.g. "AMD EPYC, 2 cores"
+    assert re.fullmatch(r".+, \d+ cores, \d+ threads?", run.data.tags["device.name"])  # e.g. "AMD EPYC, 2 cores, 2 threads"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "grids")}
     assert artifacts == {"grids/epoch-0001.png", "grids/epoch-0002.png"}
     assert str(workdir / "mlartifacts") in run.info.artifact_uri

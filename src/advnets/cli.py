@@ -51,7 +51,7 @@ def _variants(args: argparse.Namespace) -> int:
     from advnets.atomic import write_text
     from advnets.figures import variant_curves
     from advnets.parzen import PAPER_TABLE1_MNIST
-    from advnets.report import CURVE_EPOCHS, VARIANTS_FIGURE, schedule_spent
+    from advnets.report import SPENT_EPOCHS, VARIANTS_FIGURE, schedule_spent
     from advnets.seeds import variants_markdown, variants_summary
 
     root, params, uri = _config_and_store(args)
@@ -62,7 +62,7 @@ def _variants(args: argparse.Namespace) -> int:
     write_text(out.with_suffix(".md"), variants_markdown(table))
     figure = root / VARIANTS_FIGURE
     figure.parent.mkdir(parents=True, exist_ok=True)
-    variant_curves(figure, table, PAPER_TABLE1_MNIST["Adversarial nets"], schedule_spent(params, CURVE_EPOCHS[2:]))
+    variant_curves(figure, table, PAPER_TABLE1_MNIST["Adversarial nets"], schedule_spent(params, SPENT_EPOCHS))
     print(variants_markdown(table), end="")
     print(f"wrote {args.out}, {Path(args.out).with_suffix('.md')} and {VARIANTS_FIGURE}")
     return 0 if table else 1
@@ -86,7 +86,7 @@ def _publish(args: argparse.Namespace) -> int:
 def _record(args: argparse.Namespace) -> int:
     from advnets.record import record_run
 
-    run_id, summary = record_run(Path(args.record), Path(args.generator), Path(args.root).resolve())
+    run_id, summary = record_run(Path(args.record), Path(args.generator), Path(args.root).resolve(), args.epochs)
     print(f"recorded run {run_id}: Parzen log-likelihood on the test set {summary['parzen.test_ll_mean']:.2f} "
           f"± {summary['parzen.test_ll_se']:.2f}, selected epoch {summary['selected_epoch']}")
     return 0
@@ -172,6 +172,11 @@ def parser() -> argparse.ArgumentParser:
     )
     record.add_argument("record", help="epoch_time.py's --json file (run with --select and --save)")
     record.add_argument("generator", help="epoch_time.py's --save file, the selected generator")
+    record.add_argument(
+        "--epochs", type=int, metavar="E",
+        help="record the run's first E epochs, a scored epoch at or after the selected one: the run of E epochs "
+        "(to give seeds cut short at different epochs one length; default: all, or up to the last scored epoch)",
+    )
 
     score = _command(
         commands, "score", _score,

@@ -20,7 +20,7 @@ def resolve_device(choice: str) -> torch.device:
 
 
 def device_name(device: torch.device) -> str:
-    """The GPU's name, or the CPU's model and how many cores this process may use."""
+    """The GPU's name, or the CPU's model, the cores this process may use and torch's threads."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     model = platform.processor() or "unknown CPU"
@@ -29,4 +29,6 @@ def device_name(device: torch.device) -> str:
             model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"{model}, {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} cores"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = torch.get_num_threads()
+    return f"{model}, {cores} cores, {threads} thread{'s' if threads > 1 else ''}"

@@ -225,8 +225,8 @@ def variant_curves(
     path: str | Path, table: list[dict[str, Any]], paper: tuple[float, float], spent: dict[int, float]
 ) -> None:
     """Every variant's validation score by epoch (`advnets variants`: one line per seed), beside
-    the paper's test figure; the top axis gives the share of the learning rate's sum over all
-    steps taken by each of `spent`'s epochs."""
+    the paper's test figure; the top axis, if `spent` is given, the share of the learning rate's
+    sum over all steps taken by each of its epochs."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(10, 6))
     colours = plt.get_cmap("tab10").colors
@@ -236,15 +236,17 @@ def variant_curves(
         label += f" ({row['n_seeds']} seed{'s' if row['n_seeds'] > 1 else ''})"
         for j, seed in enumerate(row["seeds"]):
             epochs, values = zip(*seed["valid_curve"]) if seed.get("valid_curve") else ((), ())
-            ax.plot(epochs, values, color=colours[i % len(colours)], lw=1.2, label=label if j == 0 else None)
+            style = {"marker": "o"} if len(epochs) == 1 else {}  # a run scored once is a point
+            ax.plot(epochs, values, color=colours[i % len(colours)], lw=1.2, label=label if j == 0 else None, **style)
             top = max([top, *values])
     ax.axhspan(paper[0] - paper[1], paper[0] + paper[1], color="grey", alpha=0.25, lw=0)
     ax.axhline(paper[0], color="k", lw=0.8, ls="--", label=f"paper: {paper[0]:g} ± {paper[1]:g} (test set)")
-    ax.set_ylim(0, top + 10)
+    ax.set_ylim(0, top + 10)  # below 0, early epochs and collapsed runs, is off the chart
     ax.set_xlim(left=0)
-    shares = ax.secondary_xaxis("top")
-    shares.set_xticks(list(spent), [f"{share:.0%}" for share in spent.values()])
-    shares.set_xlabel("share of the learning rate's sum over all steps taken by that epoch")
+    if spent:
+        shares = ax.secondary_xaxis("top")
+        shares.set_xticks(list(spent), [f"{share:.0%}" for share in spent.values()])
+        shares.set_xlabel("share of the learning rate's sum taken by that epoch (params.yaml's schedule)")
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation Parzen log-likelihood (nats)")
     ax.legend(fontsize=8, loc="lower right")

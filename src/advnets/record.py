@@ -22,7 +22,7 @@ from typing import Any
 import mlflow
 from mlflow.entities import Metric
 
-from advnets import tracking
+from advnets import selection, tracking
 from advnets.data import md5_of
 from advnets.errors import AdvnetsError
 from advnets.evaluate import score_generator
@@ -37,9 +37,15 @@ class RecordError(AdvnetsError):
     """A record that cannot be logged as it stands: incomplete, or not matching its files."""
 
 
-def load_record(path: Path) -> tuple[dict[str, Any], Params]:
-    """The record and its validated params; a run cut short, up to its last scored epoch, as the
-    run of that many epochs. Refused if a field is missing or no epoch was scored."""
+SCORE_KEYS = ("valid_ll", "valid_ll_se", "sigma")  # what the selection gives a scored epoch (select.*)
+
+
+def load_record(path: Path, epochs: int | None = None) -> tuple[dict[str, Any], Params]:
+    """The record and its validated params, as the run of `epochs` epochs: by default the whole
+    run, or, if it was cut short, up to its last scored epoch. Nothing in the schedules depends on
+    train.epochs, so the first E epochs of a run are the run of E epochs, and its selection is the
+    same if the selected epoch is among them and E was scored (the selection scores the last epoch).
+    Refused if a field is missing, a row is malformed, or E cannot be such a cut."""
     try:
         record = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -54,21 +60,32 @@ def load_record(path: Path) -> tuple[dict[str, Any], Params]:
     except ParamsError as exc:
         raise RecordError(str(exc)) from None
     rows = record["rows"]
-    last = rows[-1]["epoch"] if rows else 0
-    if last != params.train.epochs:
-        # Nothing in the schedules depends on train.epochs, so a run cut short is, epoch for epoch,
-        # the run of as many epochs as its last scored one (the selection scores the last epoch).
-        scored = [row["epoch"] for row in rows if "select.valid_ll" in row]
-        if not scored:
-            raise RecordError(f"{path} stops at epoch {last} of train.epochs = {params.train.epochs}, before any epoch was scored")
-        record["rows"] = rows[: scored[-1]]
-        record["params"]["train"]["epochs"] = scored[-1]
-        params = validate(record["params"], source=f"{path}, cut short")
-    return record, params
+    for number, row in enumerate(rows, start=1):
+        scored = "select.valid_ll" in row
+        if row.get("epoch") != number or not all(isinstance(v, (int, float)) for v in row.values()) or (
+            scored and not all(f"select.{key}" in row for key in SCORE_KEYS)
+        ):
+            raise RecordError(f"{path}: row {number} is not epoch {number}'s figures as epoch_time.py writes them")
+    scored = [row["epoch"] for row in rows if "select.valid_ll" in row]
+    if record["selected_epoch"] not in scored:
+        raise RecordError(f"{path}: its selected epoch, {record['selected_epoch']}, is not one of its scored epochs")
+    if epochs is None:
+        if len(rows) == params.train.epochs:
+            return record, params
+        epochs = scored[-1]  # cut short
+    if epochs not in scored or epochs < record["selected_epoch"]:
+        raise RecordError(
+            f"{path}: the run cannot be cut at epoch {epochs}: a cut must be a scored epoch from the selected "
+            f"one, {record['selected_epoch']}, to the last scored one, {scored[-1]}"
+        )
+    record["rows"] = rows[:epochs]
+    record["params"]["train"]["epochs"] = epochs
+    return record, validate(record["params"], source=f"{path}, cut at epoch {epochs}")
 
 
 def check_files(record: dict[str, Any], generator: Path, data_root: Path) -> None:
-    """The generator is the one the run selected, and the data here is the data it trained on."""
+    """The generator is the one the run selected, and the training and validation splits here are
+    the ones it trained and selected on (the test split is the Parzen protocol's, as for any run)."""
     if md5_of(generator) != record["generator_md5"]:
         raise RecordError(f"{generator} has md5 {md5_of(generator)}; the record's selected generator has {record['generator_md5']}")
     for split, md5 in record["data_md5"].items():
@@ -79,23 +96,28 @@ def check_files(record: dict[str, Any], generator: Path, data_root: Path) -> Non
             raise RecordError(f"{here} has md5 {md5_of(here)}; the run trained on {md5}")
 
 
-def record_run(record_path: Path, generator: Path, root: Path) -> tuple[str, dict[str, Any]]:
-    """Check, score and log the run in root's MLflow store (MLFLOW_TRACKING_URI if set); returns
-    the new run's id and its figures."""
-    record, params = load_record(record_path)
+def record_run(record_path: Path, generator: Path, root: Path, epochs: int | None = None) -> tuple[str, dict[str, Any]]:
+    """Check, score and log the run (cut at `epochs`, see load_record) in root's MLflow store
+    (MLFLOW_TRACKING_URI if set); returns the new run's id and its figures."""
+    record, params = load_record(record_path, epochs)
     check_files(record, generator, root / "data")
-    score = score_generator(generator, params, root / "data").as_dict()
-    selected = next((row for row in record["rows"] if row["epoch"] == record["selected_epoch"]), None)
-    if selected is None or "select.valid_ll" not in selected:
-        raise RecordError(f"{record_path}: epoch {record['selected_epoch']}, the selected one, has no validation score")
+    tracking.use_store(root)
+    client = mlflow.MlflowClient()
+    experiment = tracking.experiment_id(params.tracking.experiment, root)
+    generator_tag = f"{tracking.MD5_TAG}models/generator.pt"
+    same = client.search_runs(
+        [experiment], f"tags.{tracking.TRAINED_BY_TAG} LIKE '%' and tags.`{generator_tag}` = '{record['generator_md5']}'"
+    )
+    if same:
+        raise RecordError(f"{generator} is already recorded, as run {same[0].info.run_id}")
+
+    row = record["rows"][record["selected_epoch"] - 1]
+    score = score_generator(generator, params, root / "data")
     summary = {
-        "selected_epoch": record["selected_epoch"],
-        "selected_valid_ll": selected["select.valid_ll"],
-        "selected_valid_ll_se": selected["select.valid_ll_se"],
-        "selected_sigma": selected["select.sigma"],
-        "parzen.test_ll_mean": score["test_ll_mean"],
-        "parzen.test_ll_se": score["test_ll_se"],
-        "parzen.sigma": score["sigma"],
+        **selection.summary({"epoch": row["epoch"], **{key: row[f"select.{key}"] for key in SCORE_KEYS}}),
+        "parzen.test_ll_mean": score.test_ll_mean,
+        "parzen.test_ll_se": score.test_ll_se,
+        "parzen.sigma": score.sigma,
     }
     commit = record["commit"]
     tags = {
@@ -104,7 +126,7 @@ def record_run(record_path: Path, generator: Path, root: Path) -> tuple[str, dic
         "git.dirty": str(commit.endswith("+changes")).lower(),
         "torch.version": record["torch"],
         "device.name": record["device"],
-        f"{tracking.MD5_TAG}models/generator.pt": record["generator_md5"],
+        generator_tag: record["generator_md5"],
     }
     if "torch_device" in record:  # records from before it name only the machine
         tags["device"] = record["torch_device"]
@@ -112,14 +134,14 @@ def record_run(record_path: Path, generator: Path, root: Path) -> tuple[str, dic
     if data_md5:
         tags[f"{tracking.MD5_TAG}data/mnist"] = data_md5
 
-    tracking.use_store(root)
-    client = mlflow.MlflowClient()
-    experiment = tracking.experiment_id(params.tracking.experiment, root)
-    run = client.create_run(experiment, run_name=f"seed{params.train.seed}-{params.train.update}", tags=tags)
+    when = {key: int(record[key] * 1000) for key in ("started", "ended") if key in record}  # when it trained
+    run = client.create_run(
+        experiment, start_time=when.get("started"), run_name=f"seed{params.train.seed}-{params.train.update}", tags=tags
+    )
     run_id, status = run.info.run_id, "FAILED"
     try:
         tracking.log_flat_params_to(client, run_id, params.flat("data", "model", "train", "select", "sample", "parzen", "tracking"))
-        now = int(time.time() * 1000)
+        now = when.get("ended", int(time.time() * 1000))
         metrics = [Metric(k, float(v), now, row["epoch"]) for row in record["rows"] for k, v in row.items() if k != "epoch"]
         metrics += [Metric(k, float(v), now, 0) for k, v in summary.items()]
         for start in range(0, len(metrics), BATCH):
@@ -129,5 +151,5 @@ def record_run(record_path: Path, generator: Path, root: Path) -> tuple[str, dic
             client.log_artifact(run_id, str(Path(tmp) / "generator.pt"), artifact_path="model")
         status = "FINISHED"
     finally:
-        client.set_terminated(run_id, status)
+        client.set_terminated(run_id, status, end_time=when.get("ended") if status == "FINISHED" else None)
     return run_id, summary

@@ -12,6 +12,9 @@ from advnets.schedule import learning_rate_spent
 # Runs of different lengths (an ablation cut short, a long run) compare at equal epochs: the
 # validation score at these epochs, where a run scored them (`advnets variants`).
 CURVE_EPOCHS = (50, 100, 250, 500, 1000, 2000)
+# The epochs at which the report and the variants figure say how much of the learning rate's sum
+# a run has taken.
+SPENT_EPOCHS = CURVE_EPOCHS[2:]
 # What the paper leaves open: how long to train and which epoch to keep. A run that changes only
 # these is still the paper's configuration.
 UNSPECIFIED_BY_PAPER = {"train.epochs", "select.every", "select.samples", "select.valid_points"}
@@ -166,25 +169,26 @@ def _variants_section(params: Params, variants: dict[str, Any] | None, paper_row
 
 
 def _length_bound(params: Params) -> list[str]:
-    """How much of the learning rate's sum over all steps a run has taken by each of CURVE_EPOCHS."""
-    if params.train.lr_decay == 1:
+    """How much of the learning rate's sum over all steps a run has taken by each of SPENT_EPOCHS."""
+    shares = schedule_spent(params, SPENT_EPOCHS)
+    if not shares:
         return []
-    shares = schedule_spent(params, CURVE_EPOCHS[2:])
-    spent = [f"{share:.1%} by epoch {epoch:,}" for epoch, share in shares.items()]
-    spent[0] = spent[0].replace(" by", " of that sum by", 1)
-    last_epoch = CURVE_EPOCHS[-1]
+    *earlier, last = [f"{share:.1%} by epoch {epoch:,}" for epoch, share in shares.items()]
     return [
-        f"The learning rate is divided by {params.train.lr_decay} after every step, so its sum over all "
-        f"steps is finite and a run's length bounds what it can still learn: a run has taken "
-        f"{', '.join(spent[:-1])} and {spent[-1]}. The official code had no stopping rule, "
-        f"but whatever a run learns after epoch {last_epoch:,} rides on the last {1 - shares[last_epoch]:.1%}.",
+        f"The learning rate is divided by {params.train.lr_decay} after every step (down to a floor of "
+        f"{params.train.lr_min:g}), so the sum of its decaying part is finite and a run's length limits "
+        f"how far it can still move: of that sum, a run has taken {', '.join(earlier)} and "
+        f"{last}. The official code had no stopping rule, but whatever a run learns after epoch "
+        f"{SPENT_EPOCHS[-1]:,} rides on the last {1 - shares[SPENT_EPOCHS[-1]]:.1%}.",
         "",
     ]
 
 
 def schedule_spent(params: Params, epochs: Iterable[int]) -> dict[int, float]:
     """The share of the learning rate's sum over all steps (`learning_rate_spent`) that a run of
-    this configuration has taken by each of `epochs`."""
+    this configuration has taken by each of `epochs`; empty if the rate does not decay."""
+    if params.train.lr_decay == 1:
+        return {}
     steps = params.train.batches_per_epoch or params.data.train_size // params.train.batch_size
     return {epoch: learning_rate_spent(params.train, epoch * steps) for epoch in epochs}
 
@@ -226,10 +230,13 @@ def _changes(row: dict[str, Any]) -> str:
 
 
 def _training(row: dict[str, Any]) -> str:
-    """Each seed's training hours and the machines they ran on (summaries before these: –)."""
-    hours = [seed["train_hours"] for seed in row["seeds"] if seed.get("train_hours") is not None]
-    machines = sorted({seed["machine"] for seed in row["seeds"] if seed.get("machine")})
-    return ", ".join(f"{h:.1f}" for h in hours) + (f" ({'; '.join(machines)})" if machines else "") if hours else "–"
+    """Each seed's training hours and the machine it ran on ("–" where a run logged no times)."""
+    seeds = [(seed.get("train_hours"), seed.get("machine") or "?") for seed in row["seeds"]]
+    hours = ["–" if h is None else f"{h:.1f}" for h, _ in seeds]
+    machines = {machine for _, machine in seeds}
+    if len(machines) == 1:
+        return f"{', '.join(hours)} ({machines.pop()})"
+    return ", ".join(f"{h} ({machine})" for h, (_, machine) in zip(hours, seeds))
 
 
 def _selected_epochs(row: dict[str, Any]) -> str:

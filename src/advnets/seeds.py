@@ -101,7 +101,7 @@ def variants_markdown(table: list[dict[str, Any]]) -> str:
 def seed_row(run: mlflow.entities.Run, client: mlflow.MlflowClient) -> dict[str, Any]:
     record = run_lineage_record(run)
     curve = dict(sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, VALIDATION)))
-    seconds = sum(m.value for m in client.get_metric_history(run.info.run_id, EPOCH_SECONDS))
+    seconds = [m.value for m in client.get_metric_history(run.info.run_id, EPOCH_SECONDS)]
     tags = run.data.tags
     return {
         "seed": int(run.data.params["train.seed"]),
@@ -110,7 +110,8 @@ def seed_row(run: mlflow.entities.Run, client: mlflow.MlflowClient) -> dict[str,
         **{key: record[key] for key in ("selected_epoch", "run_id", "dvc_experiment", "git_commit", "generator_md5")},
         "valid_ll_at": {str(epoch): curve[epoch] for epoch in CURVE_EPOCHS if epoch in curve},
         "valid_curve": [[epoch, value] for epoch, value in curve.items()],  # every scored epoch
-        "train_hours": seconds / 3600,  # the epochs' steps, summed: the wall time of training
+        # the epochs' steps, summed (not the monitor, the selection's scoring or the checkpoints)
+        "train_hours": sum(seconds) / 3600 if seconds else None,
         "machine": tags.get("device.name") or tags.get("device"),  # runs before device.name: cpu, cuda
     }
 

@@ -59,15 +59,20 @@ class Selector:
     def summary(self) -> dict[str, float]:
         """The selected epoch and its score, for the metrics."""
         assert self.best is not None, "no epoch scored yet"
-        return {
-            "selected_epoch": self.best["epoch"],
-            "selected_valid_ll": self.best["valid_ll"],
-            "selected_valid_ll_se": self.best["valid_ll_se"],
-            "selected_sigma": self.best["sigma"],
-        }
+        return summary(self.best)
 
     def state_dict(self) -> dict[str, Any] | None:
         return self.best
 
     def load_state_dict(self, best: dict[str, Any] | None) -> None:
         self.best = best
+
+
+def summary(best: dict[str, Any]) -> dict[str, float]:
+    """The metrics of a selected epoch: {epoch, valid_ll, valid_ll_se, sigma} as `score` gives them."""
+    return {
+        "selected_epoch": best["epoch"],
+        "selected_valid_ll": best["valid_ll"],
+        "selected_valid_ll_se": best["valid_ll_se"],
+        "selected_sigma": best["sigma"],
+    }
