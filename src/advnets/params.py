@@ -311,10 +311,10 @@ class Params(_Section):
                 f"parzen.baseline_samples must be <= data.train_size, "
                 f"got {self.parzen.baseline_samples} > {self.data.train_size}"
             )
-        if self.train.update == "alternating" and (self.train.batches_per_epoch or full_epoch) < self.train.k:
+        if self.train.update == "alternating" and self.batches_per_epoch < self.train.k:
             raise ValueError(
                 f"an epoch must hold at least train.k = {self.train.k} batches for a G step, "
-                f"got {self.train.batches_per_epoch or full_epoch}"
+                f"got {self.batches_per_epoch}"
             )
         if (self.train.batches_per_epoch or 0) > full_epoch:
             raise ValueError(
@@ -322,6 +322,11 @@ class Params(_Section):
                 f"{full_epoch}, got {self.train.batches_per_epoch}"
             )
         return self
+
+    @property
+    def batches_per_epoch(self) -> int:
+        """MNIST training steps per epoch: train.batches_per_epoch, else a pass over the split."""
+        return self.train.batches_per_epoch or self.data.train_size // self.train.batch_size
 
     def flat(self, *sections: str) -> dict[str, Any]:
         """Dotted keys, as `dvc params diff` names them: {'train.lr': 0.1, ...}."""

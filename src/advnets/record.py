@@ -111,10 +111,10 @@ def record_run(record_path: Path, generator: Path, root: Path, epochs: int | Non
     if same:
         raise RecordError(f"{generator} is already recorded, as run {same[0].info.run_id}")
 
-    row = record["rows"][record["selected_epoch"] - 1]
+    selected = record["rows"][record["selected_epoch"] - 1]
     score = score_generator(generator, params, root / "data")
     summary = {
-        **selection.summary({"epoch": row["epoch"], **{key: row[f"select.{key}"] for key in SCORE_KEYS}}),
+        **selection.summary({"epoch": selected["epoch"], **{key: selected[f"select.{key}"] for key in SCORE_KEYS}}),
         "parzen.test_ll_mean": score.test_ll_mean,
         "parzen.test_ll_se": score.test_ll_se,
         "parzen.sigma": score.sigma,

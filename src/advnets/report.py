@@ -189,8 +189,7 @@ def schedule_spent(params: Params, epochs: Iterable[int]) -> dict[int, float]:
     this configuration has taken by each of `epochs`; empty if the rate does not decay."""
     if params.train.lr_decay == 1:
         return {}
-    steps = params.train.batches_per_epoch or params.data.train_size // params.train.batch_size
-    return {epoch: learning_rate_spent(params.train, epoch * steps) for epoch in epochs}
+    return {epoch: learning_rate_spent(params.train, epoch * params.batches_per_epoch) for epoch in epochs}
 
 
 def variants_table(table: list[dict[str, Any]]) -> list[str]:
