@@ -165,3 +165,12 @@ def test_matplotlib_figures_have_their_size_and_are_byte_stable(tmp_path):
     assert (tmp_path / "v3.png").read_bytes() != (tmp_path / "v1.png").read_bytes()
     figures.variant_curves(tmp_path / "v4.png", table, (225.0, 2.0), {})  # no decay: no top axis
     assert Image.open(tmp_path / "v4.png").size == (1100, 660)
+
+
+def test_a_variant_wholly_below_the_chart_says_so_in_its_legend_entry():
+    seed = {"valid_curve": [[5, -281.9], [10, -252.3]]}
+    row = {"changes": {"train.update": "alternating"}, "n_seeds": 2, "seeds": [seed, {"valid_curve": [[5, -300.0]]}]}
+    assert figures.variant_label(row) == "train.update=alternating (2 seeds): below 0 throughout (best -252), off the chart"
+    seed["valid_curve"].append([15, 3.0])  # one point on the chart: drawn, nothing to say
+    assert figures.variant_label(row) == "train.update=alternating (2 seeds)"
+    assert figures.variant_label({"changes": {}, "n_seeds": 1, "seeds": [{}]}) == "the paper's configuration (1 seed)"

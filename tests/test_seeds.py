@@ -29,9 +29,9 @@ def test_mean_and_sd_across_seeds():
     assert summarise([])["test_ll_mean"] is None
 
 
-def log_training(params, score, status="FINISHED", curve=None, seconds=(), **tags):
+def log_training(params, score, status="FINISHED", curve=None, seconds=(), d_fake=(), **tags):
     """A training run in the store; curve: {epoch: validation score} as the selection logs it;
-    seconds: each epoch's, as the train stage logs them."""
+    seconds and d_fake (mean D(G(z))): each epoch's, as the train stage logs them."""
     experiment = tracking.experiment_id(params.tracking.experiment, tracking.repo_root())
     with mlflow.start_run(experiment_id=experiment) as run:
         tracking.log_flat_params(params.flat("data", "model", "train", "select", "sample", "parzen"))
@@ -40,6 +40,8 @@ def log_training(params, score, status="FINISHED", curve=None, seconds=(), **tag
             mlflow.log_metric("select.valid_ll", value, step=epoch)
         for epoch, value in enumerate(seconds, start=1):
             mlflow.log_metric("seconds", value, step=epoch)
+        for epoch, value in reversed(list(enumerate(d_fake, start=1))):  # the last epoch is the latest step, not the latest logged
+            mlflow.log_metric("d_fake", value, step=epoch)
         if score is not None:
             mlflow.log_metric("parzen.test_ll_mean", score)
             mlflow.log_metric("parzen.test_ll_se", 2.0)
@@ -72,10 +74,12 @@ def test_variants_group_runs_by_their_changes_from_the_configuration(workdir, ra
         return validate(override(copy.deepcopy(raw_params), {"train": train}))
 
     base = {s: config(seed=s) for s in (0, 1)}
-    log_training(base[0], 180.0, curve={45: 1.0, 50: 140.0, 100: 160.0, 250: 185.0}, seconds=[1800.0, 3600.0], device="cpu")
+    log_training(base[0], 180.0, curve={45: 1.0, 50: 140.0, 100: 160.0, 250: 185.0}, seconds=[1800.0, 3600.0],
+                 d_fake=[0.3, 0.43], device="cpu")
     log_training(base[1], 184.0, curve={50: 150.0, 100: 170.0}, seconds=[720.0], **{"device.name": "NVIDIA H200"})
-    for seed, score in ((0, 190.0), (1, 196.0)):
-        log_training(config(seed=seed, update="alternating"), score)
+    # D won seed 0 of the alternating rule: it rejects nearly every fake at the last epoch
+    for seed, score, d_fake in ((0, 190.0, [0.045, 0.0009]), (1, 196.0, [0.009, 0.2])):
+        log_training(config(seed=seed, update="alternating"), score, d_fake=d_fake)
     log_training(config(seed=0, d_loss_scale=1.0, epochs=300), 170.0, curve={50: 120.0})
     log_training(config(seed=0, epochs=1000), 188.0)
 
@@ -100,9 +104,11 @@ def test_variants_group_runs_by_their_changes_from_the_configuration(workdir, ra
     assert table[0]["seeds"][0]["valid_curve"] == [[45, 1.0], [50, 140.0], [100, 160.0], [250, 185.0]]  # every epoch scored
     # training time: the epochs' seconds summed, on the machine the run names (else its device)
     assert [(seed["train_hours"], seed["machine"]) for seed in table[0]["seeds"]] == [(1.5, "cpu"), (0.2, "NVIDIA H200")]
-    assert "| none (the paper's configuration) | 2 | 182.0 | 2.8 | last, last | 145.0 | 165.0 | 185.0 | – | – | – | 1.5 (cpu), 0.2 (NVIDIA H200) |" in text
-    assert "| `train.update=alternating` | 2 | 193.0 | 4.2 | last, last | – | – | – | – | – | – | –, – (?) |" in text  # no times logged
-    assert "| `train.d_loss_scale=1.0`, `train.epochs=300` | 1 | 170.0 | – | last | 120.0 | – | – | – | – |" in text
+    # D won: counted over the seeds that logged D(G(z)), "of N" when some did not
+    assert [seed["d_fake_last"] for seed in table[1]["seeds"]] == [0.0009, 0.2]
+    assert "| none (the paper's configuration) | 2 | 182.0 | 2.8 | last, last | 0 of 1 | 145.0 | 165.0 | 185.0 | – | – | – | 1.5 (cpu), 0.2 (NVIDIA H200) |" in text
+    assert "| `train.update=alternating` | 2 | 193.0 | 4.2 | last, last | 1 | – | – | – | – | – | – | –, – (?) |" in text  # no times logged
+    assert "| `train.d_loss_scale=1.0`, `train.epochs=300` | 1 | 170.0 | – | last | – | 120.0 | – | – | – | – |" in text
 
 
 def test_a_stored_summary_is_used_only_for_its_own_configuration(tmp_path, raw_params):

@@ -221,6 +221,17 @@ def jsd_curve(path: str | Path, curve: list[dict[str, float]]) -> None:
     _save_matplotlib(fig, path)
 
 
+def variant_label(row: dict[str, Any]) -> str:
+    """A variant's legend entry: its changes and seeds, and whether its curves lie wholly below
+    the chart (below 0: a run that D won, say)."""
+    label = ", ".join(f"{k}={v}" for k, v in row["changes"].items()) or "the paper's configuration"
+    label += f" ({row['n_seeds']} seed{'s' if row['n_seeds'] > 1 else ''})"
+    values = [value for seed in row["seeds"] for _, value in seed.get("valid_curve") or []]
+    if values and max(values) < 0:
+        label += f": below 0 throughout (best {max(values):.0f}), off the chart"
+    return label
+
+
 def variant_curves(
     path: str | Path, table: list[dict[str, Any]], paper: tuple[float, float], spent: dict[int, float]
 ) -> None:
@@ -232,8 +243,7 @@ def variant_curves(
     colours = plt.get_cmap("tab10").colors
     top = paper[0] + paper[1]
     for i, row in enumerate(table):
-        label = ", ".join(f"{k}={v}" for k, v in row["changes"].items()) or "the paper's configuration"
-        label += f" ({row['n_seeds']} seed{'s' if row['n_seeds'] > 1 else ''})"
+        label = variant_label(row)
         for j, seed in enumerate(row["seeds"]):
             epochs, values = zip(*seed["valid_curve"]) if seed.get("valid_curve") else ((), ())
             style = {"marker": "o"} if len(epochs) == 1 else {}  # a run scored once is a point

@@ -18,6 +18,9 @@ SPENT_EPOCHS = CURVE_EPOCHS[2:]
 # What the paper leaves open: how long to train and which epoch to keep. A run that changes only
 # these is still the paper's configuration.
 UNSPECIFIED_BY_PAPER = {"train.epochs", "select.every", "select.samples", "select.valid_points"}
+# A seed in which D has won: over its last epoch, mean D(G(z)) below this, D rejecting nearly every
+# fake. Healthy MNIST runs dip to about 0.04 in their first epochs and settle near 0.43.
+D_WON_BELOW = 0.01
 VARIANTS_FIGURE = "figures/variants.png"  # written by `advnets variants` beside metrics/variants.*
 
 FIGURES = {
@@ -198,12 +201,14 @@ def variants_table(table: list[dict[str, Any]]) -> list[str]:
         "Test: the selected generators' Parzen log-likelihood on the test set, mean and sd across "
         "seeds. Validation at epoch N: the selection's score of epoch N's generator (mean across "
         "seeds), so runs of different lengths compare at equal epochs. Training hours: each seed's "
-        "epochs summed (the steps, not the selection's scoring), with the machine.",
+        "epochs summed (the steps, not the selection's scoring), with the machine. D won: the seeds "
+        f"whose last epoch ended with the discriminator rejecting nearly every fake (mean D(G(z)) "
+        f"below {D_WON_BELOW:g}).",
         "",
-        "| changes from params.yaml | seeds | test mean | sd across seeds | selected epochs | "
+        "| changes from params.yaml | seeds | test mean | sd across seeds | selected epochs | D won | "
         + " | ".join(f"validation at {epoch}" for epoch in CURVE_EPOCHS)
         + " | training hours, machine | commits |",
-        "|---|---|---|---|---|" + "---|" * len(CURVE_EPOCHS) + "---|---|",
+        "|---|---|---|---|---|---|" + "---|" * len(CURVE_EPOCHS) + "---|---|",
     ]
     for row in table:
         changed = _changes(row) or "none (the paper's configuration)"
@@ -213,7 +218,10 @@ def variants_table(table: list[dict[str, Any]]) -> list[str]:
         curve = " | ".join(
             f"{row['valid_ll_at'][str(epoch)]:.1f}" if str(epoch) in row["valid_ll_at"] else "–" for epoch in CURVE_EPOCHS
         )
-        lines.append(f"| {changed} | {row['n_seeds']} | {row['test_ll_mean']:.1f} | {sd} | {epochs} | {curve} | {_training(row)} | {commits} |")
+        lines.append(
+            f"| {changed} | {row['n_seeds']} | {row['test_ll_mean']:.1f} | {sd} | {epochs} | {_d_won(row)} | {curve} "
+            f"| {_training(row)} | {commits} |"
+        )
     return lines
 
 
@@ -236,6 +244,15 @@ def _training(row: dict[str, Any]) -> str:
     if len(machines) == 1:
         return f"{', '.join(hours)} ({machines.pop()})"
     return ", ".join(f"{h} ({machine})" for h, (_, machine) in zip(hours, seeds))
+
+
+def _d_won(row: dict[str, Any]) -> str:
+    """How many seeds D won, of those whose last epoch's mean D(G(z)) is known."""
+    known = [seed["d_fake_last"] for seed in row["seeds"] if seed.get("d_fake_last") is not None]
+    if not known:
+        return "–"
+    won = sum(d_fake < D_WON_BELOW for d_fake in known)
+    return f"{won} of {len(known)}" if len(known) < row["n_seeds"] else str(won)
 
 
 def _selected_epochs(row: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ NOT_CONFIG = {"train.seed", "train.device", "train.grid_every", "data.mirror", "
 SCORE = "parzen.test_ll_mean"
 VALIDATION = "select.valid_ll"
 EPOCH_SECONDS = "seconds"  # the train stage's per-epoch metric: the epoch's steps
+D_FAKE = "d_fake"  # the train stage's per-epoch metric: mean D(G(z)) over the epoch's steps
 
 
 def config_filter(params: Params) -> dict[str, str]:
@@ -113,6 +114,7 @@ def seed_row(run: mlflow.entities.Run, client: mlflow.MlflowClient) -> dict[str,
         # the epochs' steps, summed (not the monitor, the selection's scoring or the checkpoints)
         "train_hours": sum(seconds) / 3600 if seconds else None,
         "machine": tags.get("device.name") or tags.get("device"),  # runs before device.name: cpu, cuda
+        "d_fake_last": run.data.metrics.get(D_FAKE),  # the run's latest value: its last epoch's
     }
 
 
