@@ -48,11 +48,14 @@ def test_a_run_ended_by_sigterm_stops_after_its_epoch_with_its_files_whole(tiny_
     cut, params = load_record(record)  # every tiny epoch is scored: the run of as many epochs
     assert 1 <= params.train.epochs == len(cut["rows"]) < 500
     check_files(cut, tiny_repo.root / "gen.pt", tiny_repo.root / "data")  # the generator is the record's
+    out = tiny_repo.run("advnets", "record", "run.json", "gen.pt").stdout  # recording it says it was cut
+    assert f"the record stops at epoch {params.train.epochs} of the 500 planned" in out
 
 
 def test_a_run_trained_outside_the_pipeline_is_logged_scored_and_published_as_a_training_run(trained_outside):
     repo = trained_outside
     out = repo.run("advnets", "record", "run.json", "gen.pt").stdout
+    assert re.search(r"selected epoch [12] of 2\n", out) and "the record stops" not in out  # the whole run
     run_id = re.search(r"recorded run (\w+): Parzen log-likelihood on the test set (\S+)", out)
     run_id, logged_score = run_id[1], run_id[2]
     # the score is the sample and parzen stages' protocol on the generator, as `advnets score` gives it

@@ -86,9 +86,12 @@ def _publish(args: argparse.Namespace) -> int:
 def _record(args: argparse.Namespace) -> int:
     from advnets.record import record_run
 
-    run_id, summary = record_run(Path(args.record), Path(args.generator), Path(args.root).resolve(), args.epochs)
-    print(f"recorded run {run_id}: Parzen log-likelihood on the test set {summary['parzen.test_ll_mean']:.2f} "
-          f"± {summary['parzen.test_ll_se']:.2f}, selected epoch {summary['selected_epoch']}")
+    run = record_run(Path(args.record), Path(args.generator), Path(args.root).resolve(), args.epochs)
+    print(f"recorded run {run.run_id}: Parzen log-likelihood on the test set {run.summary['parzen.test_ll_mean']:.2f} "
+          f"± {run.summary['parzen.test_ll_se']:.2f}, selected epoch {run.summary['selected_epoch']} of {run.epochs}")
+    if run.epochs < run.planned_epochs:
+        print(f"the record stops at epoch {run.epochs} of the {run.planned_epochs} planned (a run cut short, or one "
+              f"still running): recorded as a run of {run.epochs} epochs")
     return 0
 
 

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import mlflow
 from mlflow.entities import Metric
@@ -79,6 +79,7 @@ def load_record(path: Path, epochs: int | None = None) -> tuple[dict[str, Any], 
             f"one, {record['selected_epoch']}, to the last scored one, {scored[-1]}"
         )
     record["rows"] = rows[:epochs]
+    record["planned_epochs"] = params.train.epochs  # what the run was started for
     record["params"]["train"]["epochs"] = epochs
     return record, validate(record["params"], source=f"{path}, cut at epoch {epochs}")
 
@@ -96,9 +97,16 @@ def check_files(record: dict[str, Any], generator: Path, data_root: Path) -> Non
             raise RecordError(f"{here} has md5 {md5_of(here)}; the run trained on {md5}")
 
 
-def record_run(record_path: Path, generator: Path, root: Path, epochs: int | None = None) -> tuple[str, dict[str, Any]]:
+class Recorded(NamedTuple):
+    run_id: str
+    summary: dict[str, Any]  # the selection and the test score, as logged
+    epochs: int  # the recorded run's length
+    planned_epochs: int  # the length the run was started for: more if it was cut
+
+
+def record_run(record_path: Path, generator: Path, root: Path, epochs: int | None = None) -> Recorded:
     """Check, score and log the run (cut at `epochs`, see load_record) in root's MLflow store
-    (MLFLOW_TRACKING_URI if set); returns the new run's id and its figures."""
+    (MLFLOW_TRACKING_URI if set)."""
     record, params = load_record(record_path, epochs)
     check_files(record, generator, root / "data")
     tracking.use_store(root)
@@ -152,4 +160,4 @@ def record_run(record_path: Path, generator: Path, root: Path, epochs: int | Non
         status = "FINISHED"
     finally:
         client.set_terminated(run_id, status, end_time=when.get("ended") if status == "FINISHED" else None)
-    return run_id, summary
+    return Recorded(run_id, summary, params.train.epochs, record.get("planned_epochs", params.train.epochs))
