@@ -90,9 +90,10 @@ def main() -> None:
     stopping = []  # SIGTERM (e.g. timeout's) ends the run after the epoch under way, its files whole
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
 
-    def write_record() -> None:
+    def write_record(finished: bool) -> None:
+        """finished: the run has ended (all its epochs, or SIGTERM); False while it is still under way."""
         if args.json:
-            write_text(args.json, json.dumps({**record, "ended": time.time(), "rows": rows}, indent=1) + "\n")
+            write_text(args.json, json.dumps({**record, "ended": time.time(), "finished": finished, "rows": rows}, indent=1) + "\n")
 
     for _ in range(args.epochs):
         if stopping:
@@ -117,8 +118,8 @@ def main() -> None:
         print(f"epoch {row['epoch']:4d}: steps {row['seconds']:6.2f} s, epoch {row['epoch_seconds']:6.2f} s, "
               f"{row['images_per_s']:8.0f} images/s, monitor {row['valid_parzen']:7.2f}{shown}", flush=True)
         if "select.valid_ll" in row:  # with the generator it may have saved, so a run killed still leaves both
-            write_record()
-    write_record()
+            write_record(finished=False)
+    write_record(finished=True)
 
     steady = rows[1:] or rows  # the first epoch includes warm-up (allocator, kernels, caches)
     mean = sum(r["epoch_seconds"] for r in steady) / len(steady)

@@ -171,6 +171,8 @@ def test_a_variant_wholly_below_the_chart_says_so_in_its_legend_entry():
     seed = {"valid_curve": [[5, -281.9], [10, -252.3]]}
     row = {"changes": {"train.update": "alternating"}, "n_seeds": 2, "seeds": [seed, {"valid_curve": [[5, -300.0]]}]}
     assert figures.variant_label(row) == "train.update=alternating (2 seeds): below 0 throughout (best -252), off the chart"
-    seed["valid_curve"].append([15, 3.0])  # one point on the chart: drawn, nothing to say
+    seed["valid_curve"].append([15, 3.0])  # one seed reaches the chart: the other is counted
+    assert figures.variant_label(row) == "train.update=alternating (2 seeds): 1 of them below 0 throughout, off the chart"
+    row["seeds"][1]["valid_curve"].append([20, 5.0])
     assert figures.variant_label(row) == "train.update=alternating (2 seeds)"
     assert figures.variant_label({"changes": {}, "n_seeds": 1, "seeds": [{}]}) == "the paper's configuration (1 seed)"

@@ -48,14 +48,15 @@ def test_a_run_ended_by_sigterm_stops_after_its_epoch_with_its_files_whole(tiny_
     cut, params = load_record(record)  # every tiny epoch is scored: the run of as many epochs
     assert 1 <= params.train.epochs == len(cut["rows"]) < 500
     check_files(cut, tiny_repo.root / "gen.pt", tiny_repo.root / "data")  # the generator is the record's
-    out = tiny_repo.run("advnets", "record", "run.json", "gen.pt").stdout  # recording it says it was cut
-    assert f"the record stops at epoch {params.train.epochs} of the 500 planned" in out
+    assert json.loads(record.read_text())["finished"]  # it ended: recorded as the run of as many epochs, and says so
+    out = tiny_repo.run("advnets", "record", "run.json", "gen.pt").stdout
+    assert f"the run ended early, after its scored epoch {params.train.epochs} of the 500 planned" in out
 
 
 def test_a_run_trained_outside_the_pipeline_is_logged_scored_and_published_as_a_training_run(trained_outside):
     repo = trained_outside
     out = repo.run("advnets", "record", "run.json", "gen.pt").stdout
-    assert re.search(r"selected epoch [12] of 2\n", out) and "the record stops" not in out  # the whole run
+    assert re.search(r"selected epoch [12] of 2\n", out) and "ended early" not in out  # the whole run
     run_id = re.search(r"recorded run (\w+): Parzen log-likelihood on the test set (\S+)", out)
     run_id, logged_score = run_id[1], run_id[2]
     # the score is the sample and parzen stages' protocol on the generator, as `advnets score` gives it
@@ -123,7 +124,15 @@ def test_a_record_that_does_not_match_its_files_or_stopped_early_is_refused(trai
     assert params.train.epochs == 1 and [row["epoch"] for row in cut["rows"]] == [1]
     (repo.root / "cut.json").write_text(json.dumps(first))
     assert load_record(repo.root / "cut.json", epochs=1)[1].train.epochs == 1
-    assert load_record(repo.root / "cut.json")[1].train.epochs == 2  # the last scored epoch
+    assert "planned_epochs" not in load_record(repo.root / "cut.json", epochs=1)[0]  # cut on purpose
+    cut, params = load_record(repo.root / "cut.json")
+    assert params.train.epochs == 2 and cut["planned_epochs"] == 5  # the last scored epoch, of the 5 planned
+    # A record written while its run was under way (or killed before it ended) is not taken as
+    # the run's end: only with --epochs.
+    (repo.root / "cut.json").write_text(json.dumps({**first, "finished": False}))
+    with pytest.raises(RecordError, match="was written while its run was under way \\(at epoch 2 of 5\\).*--epochs E"):
+        load_record(repo.root / "cut.json")
+    assert load_record(repo.root / "cut.json", epochs=2)[1].train.epochs == 2
     (repo.root / "cut.json").write_text(json.dumps({**first, "selected_epoch": 2}))
     with pytest.raises(RecordError, match="cannot be cut at epoch 1: a cut must be a scored epoch from the selected one, 2"):
         load_record(repo.root / "cut.json", epochs=1)

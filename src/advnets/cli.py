@@ -90,8 +90,8 @@ def _record(args: argparse.Namespace) -> int:
     print(f"recorded run {run.run_id}: Parzen log-likelihood on the test set {run.summary['parzen.test_ll_mean']:.2f} "
           f"± {run.summary['parzen.test_ll_se']:.2f}, selected epoch {run.summary['selected_epoch']} of {run.epochs}")
     if run.epochs < run.planned_epochs:
-        print(f"the record stops at epoch {run.epochs} of the {run.planned_epochs} planned (a run cut short, or one "
-              f"still running): recorded as a run of {run.epochs} epochs")
+        print(f"the run ended early, after its scored epoch {run.epochs} of the {run.planned_epochs} planned: "
+              f"recorded as a run of {run.epochs} epochs")
     return 0
 
 

@@ -222,13 +222,16 @@ def jsd_curve(path: str | Path, curve: list[dict[str, float]]) -> None:
 
 
 def variant_label(row: dict[str, Any]) -> str:
-    """A variant's legend entry: its changes and seeds, and whether its curves lie wholly below
-    the chart (below 0: a run that D won, say)."""
+    """A variant's legend entry: its changes and seeds, and how many seeds' curves lie wholly below
+    the chart (below 0: runs that D won, say)."""
     label = ", ".join(f"{k}={v}" for k, v in row["changes"].items()) or "the paper's configuration"
     label += f" ({row['n_seeds']} seed{'s' if row['n_seeds'] > 1 else ''})"
-    values = [value for seed in row["seeds"] for _, value in seed.get("valid_curve") or []]
-    if values and max(values) < 0:
-        label += f": below 0 throughout (best {max(values):.0f}), off the chart"
+    bests = [max(value for _, value in seed["valid_curve"]) for seed in row["seeds"] if seed.get("valid_curve")]
+    below = [best for best in bests if best < 0]
+    if below and len(below) == row["n_seeds"]:
+        label += f": below 0 throughout (best {max(below):.0f}), off the chart"
+    elif below:
+        label += f": {len(below)} of them below 0 throughout, off the chart"
     return label
 
 

@@ -72,14 +72,19 @@ def load_record(path: Path, epochs: int | None = None) -> tuple[dict[str, Any], 
     if epochs is None:
         if len(rows) == params.train.epochs:
             return record, params
-        epochs = scored[-1]  # cut short
+        if record.get("finished") is False:  # records from before the flag are taken as ended
+            raise RecordError(
+                f"{path} was written while its run was under way (at epoch {len(rows)} of {params.train.epochs}): "
+                f"wait for the run to end, or, if it was killed, record its first E epochs with --epochs E"
+            )
+        record["planned_epochs"] = params.train.epochs  # ended early (SIGTERM): what it was started for
+        epochs = scored[-1]
     if epochs not in scored or epochs < record["selected_epoch"]:
         raise RecordError(
             f"{path}: the run cannot be cut at epoch {epochs}: a cut must be a scored epoch from the selected "
             f"one, {record['selected_epoch']}, to the last scored one, {scored[-1]}"
         )
     record["rows"] = rows[:epochs]
-    record["planned_epochs"] = params.train.epochs  # what the run was started for
     record["params"]["train"]["epochs"] = epochs
     return record, validate(record["params"], source=f"{path}, cut at epoch {epochs}")
 
@@ -101,7 +106,7 @@ class Recorded(NamedTuple):
     run_id: str
     summary: dict[str, Any]  # the selection and the test score, as logged
     epochs: int  # the recorded run's length
-    planned_epochs: int  # the length the run was started for: more if it was cut
+    planned_epochs: int  # the length the run was started for: more if it ended early (SIGTERM)
 
 
 def record_run(record_path: Path, generator: Path, root: Path, epochs: int | None = None) -> Recorded:

@@ -252,7 +252,7 @@ def _d_won(row: dict[str, Any]) -> str:
     if not known:
         return "–"
     won = sum(d_fake < D_WON_BELOW for d_fake in known)
-    return f"{won} of {len(known)}" if len(known) < row["n_seeds"] else str(won)
+    return f"{won} of {len(known)} logged" if len(known) < row["n_seeds"] else str(won)
 
 
 def _selected_epochs(row: dict[str, Any]) -> str:
