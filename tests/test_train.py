@@ -112,6 +112,21 @@ def test_nan_stops_training_and_keeps_the_last_good_checkpoint(workdir, tiny_par
     assert not OUT.generator.exists()
 
 
+def test_a_run_that_d_has_won_says_so_once_and_is_tagged(workdir, raw_params, capsys):
+    def d_rejects_everything(trainer):  # a logit of -50 for every input: D(G(z)) ~ 0 next epoch
+        if trainer.epoch == 1:
+            with torch.no_grad():
+                trainer.nets.discriminator[-1].bias.fill_(-50.0)
+
+    params = validate(override(override(raw_params, TINY), {"train": {"epochs": 3}}))
+    rows = run_training(params, on_epoch_end=d_rejects_everything)
+    assert rows[0]["d_fake"] > 0.01 and all(row["d_fake"] < 0.01 for row in rows[1:])
+    out = capsys.readouterr().out
+    assert out.count("D has won") == 1 and "epoch 2: D has won: mean D(G(z)) over the epoch was" in out
+    record = json.loads(OUT.run_record.read_text())
+    assert mlflow.MlflowClient(record["tracking_uri"]).get_run(record["run_id"]).data.tags["d_won_at_epoch"] == "2"
+
+
 def test_a_users_tracking_uri_is_honoured_and_recorded(workdir, tiny_params, tmp_path, empty_mlflow_store):
     store = tmp_path / "elsewhere.db"
     shutil.copy(empty_mlflow_store, store)

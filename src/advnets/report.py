@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from advnets.collapse import D_WON_BELOW, d_has_won
 from advnets.params import Params
 from advnets.schedule import learning_rate_spent
 
@@ -18,9 +19,6 @@ SPENT_EPOCHS = CURVE_EPOCHS[2:]
 # What the paper leaves open: how long to train and which epoch to keep. A run that changes only
 # these is still the paper's configuration.
 UNSPECIFIED_BY_PAPER = {"train.epochs", "select.every", "select.samples", "select.valid_points"}
-# A seed in which D has won: over its last epoch, mean D(G(z)) below this, D rejecting nearly every
-# fake. Healthy MNIST runs dip to about 0.04 in their first epochs and settle near 0.43.
-D_WON_BELOW = 0.01
 VARIANTS_FIGURE = "figures/variants.png"  # written by `advnets variants` beside metrics/variants.*
 
 FIGURES = {
@@ -247,11 +245,11 @@ def _training(row: dict[str, Any]) -> str:
 
 
 def _d_won(row: dict[str, Any]) -> str:
-    """How many seeds D won, of those whose last epoch's mean D(G(z)) is known."""
+    """How many seeds D had won at their last epoch, of those whose mean D(G(z)) is known."""
     known = [seed["d_fake_last"] for seed in row["seeds"] if seed.get("d_fake_last") is not None]
     if not known:
         return "–"
-    won = sum(d_fake < D_WON_BELOW for d_fake in known)
+    won = sum(map(d_has_won, known))
     return f"{won} of {len(known)} logged" if len(known) < row["n_seeds"] else str(won)
 
 

@@ -21,6 +21,7 @@ from advnets.data import load_mnist, md5_of
 from advnets.datasets import GANS, slug
 from advnets.device import resolve_device
 from advnets.figures import for_display
+from advnets.collapse import D_WON_BELOW, d_has_won
 from advnets.params import Params
 from advnets.selection import Selector
 from advnets.trainer import Trainer
@@ -172,9 +173,13 @@ def train_gan(
         mlflow.set_tags(tracking.lineage_tags(here, job.stage, device, job.pipeline))
         tracking.write_run_record(out.run_record, run, root)
 
+        d_won_said = False
         while trainer.epoch < epochs:
             row = trainer.train_epoch()
             history.append(row)
+            if not d_won_said and "d_fake" in row and d_has_won(row["d_fake"]):
+                d_won_said = True
+                _say_d_has_won(row)
             metrics = {k: v for k, v in row.items() if k != "epoch"}
             if selector and selector.due(trainer.epoch):
                 metrics.update(_score_epoch(trainer, selector, scores))
@@ -200,6 +205,18 @@ def train_gan(
         mlflow.set_tags(tracking.lineage_tags(here, job.stage, device, job.pipeline))
     out.checkpoint.unlink(missing_ok=True)
     return history
+
+
+def _say_d_has_won(row: dict[str, float]) -> None:
+    """Tell the user, and tag the run, the first time (in this process) an epoch ends with D
+    rejecting nearly every fake; training goes on, as the official code's would."""
+    print(
+        f"epoch {row['epoch']}: D has won: mean D(G(z)) over the epoch was {row['d_fake']:.4f}, below "
+        f"{D_WON_BELOW:g}. No tracked run that got here has recovered (README, Results); training goes on.",
+        flush=True,
+    )
+    if "d_won_at_epoch" not in mlflow.get_run(mlflow.active_run().info.run_id).data.tags:  # a resumed run keeps the first
+        mlflow.set_tag("d_won_at_epoch", row["epoch"])
 
 
 def _selection_params(params: Params) -> dict:
