@@ -84,6 +84,26 @@ def test_interrupted_training_resumes_to_the_same_weights(workdir, tiny_params, 
     assert [m.step for m in client.get_metric_history(interrupted_run, "d_loss")] == [1, 2]
 
 
+def test_an_epoch_checkpointed_but_not_logged_is_logged_on_resume(workdir, tiny_params, monkeypatch):
+    log_metrics = mlflow.log_metrics
+
+    def killed_before_logging_epoch_1(metrics, step=None, **kwargs):
+        if step == 1:
+            raise Interrupt  # the checkpoint of epoch 1 is saved, its metrics are not
+        log_metrics(metrics, step=step, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr("advnets.train.mlflow.log_metrics", killed_before_logging_epoch_1)
+        with pytest.raises(Interrupt):
+            run_training(tiny_params)
+    assert torch.load(OUT.checkpoint, weights_only=True)["state"]["epoch"] == 1
+    run_training(tiny_params)
+    record = json.loads(OUT.run_record.read_text())
+    client = mlflow.MlflowClient(record["tracking_uri"])
+    assert [m.step for m in client.get_metric_history(record["run_id"], "d_loss")] == [1, 2]
+    assert [m.step for m in client.get_metric_history(record["run_id"], "select.valid_ll")] == [1, 2]
+
+
 def test_resume_with_changed_params_is_refused_naming_the_keys(workdir, raw_params):
     with pytest.raises(Interrupt):
         run_training(validate(override(raw_params, TINY)), on_epoch_end=interrupt_after(1))

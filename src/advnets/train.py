@@ -172,6 +172,7 @@ def train_gan(
             tracking.log_dataset(name, source, digest, context="training")
         mlflow.set_tags(tracking.lineage_tags(here, job.stage, device, job.pipeline))
         tracking.write_run_record(out.run_record, run, root)
+        _log_unlogged_epochs(run.info.run_id, history, scores)
 
         d_won_said = False
         while trainer.epoch < epochs:
@@ -180,13 +181,12 @@ def train_gan(
             if not d_won_said and "d_fake" in row and d_has_won(row["d_fake"]):
                 d_won_said = True
                 _say_d_has_won(row)
-            metrics = {k: v for k, v in row.items() if k != "epoch"}
             if selector and selector.due(trainer.epoch):
-                metrics.update(_score_epoch(trainer, selector, scores))
+                _score_epoch(trainer, selector, scores)
             best = selector.state_dict() if selector else None
             extra = {"history": history, "scores": scores, "best": best, "run_id": run.info.run_id}
             checkpoint.save(out.checkpoint, trainer.state_dict(), job.flat_params, extra)
-            mlflow.log_metrics(metrics, step=row["epoch"])
+            mlflow.log_metrics(_epoch_metrics(row, scores), step=row["epoch"])
             _write_metrics(out, history, scores, selector)
             if trainer.epoch % job.gan.train.grid_every == 0 or trainer.epoch == epochs:
                 _log_grid(trainer, job.image_shape, job.display)
@@ -194,7 +194,8 @@ def train_gan(
                 on_epoch_end(trainer)
 
         if selector and (not scores or scores[-1]["epoch"] != trainer.epoch):  # epochs lowered to where it stopped
-            mlflow.log_metrics(_score_epoch(trainer, selector, scores), step=trainer.epoch)
+            _score_epoch(trainer, selector, scores)
+            mlflow.log_metrics(_score_metrics(scores[-1]), step=trainer.epoch)
         _write_metrics(out, history, scores, selector)
         result = selector.best if selector else {k: _on_cpu(v.state_dict()) for k, v in _nets(trainer).items()}
         write_torch(out.generator, result["generator"])
@@ -225,12 +226,35 @@ def _selection_params(params: Params) -> dict:
     return {key: parzen[key] for key in ("parzen.sigmas", "parzen.valid_points")}
 
 
-def _score_epoch(trainer: Trainer, selector: Selector, scores: list[dict]) -> dict[str, float]:
-    """Score the current generator, keep it if best; its figures as MLflow metrics."""
+def _score_epoch(trainer: Trainer, selector: Selector, scores: list[dict]) -> None:
+    """Score the current generator (appended to scores) and keep it if best."""
     score = selector.score(trainer.nets.generator)
     scores.append({"epoch": trainer.epoch, **score})
     selector.consider(trainer.epoch, score, _nets(trainer))
-    return {f"select.{k}": v for k, v in score.items()}
+
+
+def _score_metrics(score: dict[str, float]) -> dict[str, float]:
+    return {f"select.{k}": v for k, v in score.items() if k != "epoch"}
+
+
+def _epoch_metrics(row: dict[str, float], scores: list[dict]) -> dict[str, float]:
+    """An epoch's figures as MLflow metrics, with its selection score if it was scored."""
+    metrics = {k: v for k, v in row.items() if k != "epoch"}
+    for score in scores:
+        if score["epoch"] == row["epoch"]:
+            metrics.update(_score_metrics(score))
+    return metrics
+
+
+def _log_unlogged_epochs(run_id: str, history: list[dict], scores: list[dict]) -> None:
+    """On a resume, log the checkpointed epochs the run lacks: a process killed after saving the
+    checkpoint but before logging the epoch would otherwise leave a gap in its metrics."""
+    if not history:
+        return
+    logged = {m.step for m in mlflow.MlflowClient().get_metric_history(run_id, "d_loss")}
+    for row in history:
+        if row["epoch"] not in logged:
+            mlflow.log_metrics(_epoch_metrics(row, scores), step=row["epoch"])
 
 
 def _nets(trainer: Trainer) -> dict[str, torch.nn.Module]:
