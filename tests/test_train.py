@@ -104,6 +104,16 @@ def test_an_epoch_checkpointed_but_not_logged_is_logged_on_resume(workdir, tiny_
     assert [m.step for m in client.get_metric_history(record["run_id"], "select.valid_ll")] == [1, 2]
 
 
+def test_resuming_a_run_deleted_from_the_store_is_refused_with_the_way_out(workdir, tiny_params):
+    with pytest.raises(Interrupt):
+        run_training(tiny_params, on_epoch_end=interrupt_after(1))
+    record = json.loads(OUT.run_record.read_text())
+    mlflow.MlflowClient(record["tracking_uri"]).delete_run(record["run_id"])
+    with pytest.raises(ResumeError, match=f"continues MLflow run {record['run_id']}.*rm models/checkpoint.pt"):
+        run_training(tiny_params)
+    assert OUT.checkpoint.is_file()  # nothing lost: restore the run, or remove the checkpoint
+
+
 def test_resume_with_changed_params_is_refused_naming_the_keys(workdir, raw_params):
     with pytest.raises(Interrupt):
         run_training(validate(override(raw_params, TINY)), on_epoch_end=interrupt_after(1))

@@ -19,7 +19,8 @@ RESUMABLE_CHANGES = {"train.epochs", "train.grid_every", "data.mirror"}
 
 
 class ResumeError(AdvnetsError):
-    """A checkpoint exists but was made with other training parameters."""
+    """A checkpoint exists but cannot be continued: made with other training parameters, or its
+    MLflow run is gone."""
 
 
 def training_params(flat_params: dict[str, Any]) -> dict[str, Any]:

@@ -164,7 +164,7 @@ def train_gan(
         print(f"resuming from {out.checkpoint} after epoch {trainer.epoch}")
 
     experiment = tracking.experiment_id(job.experiment, root)
-    with mlflow.start_run(run_id=run_id, experiment_id=experiment, run_name=job.run_name) as run:
+    with _start_run(run_id, experiment, job.run_name, out.checkpoint) as run:
         if run_id is None:
             tracking.log_flat_params({**job.flat_params, **job.tracking_params})
             name, source, output = job.dataset
@@ -206,6 +206,20 @@ def train_gan(
         mlflow.set_tags(tracking.lineage_tags(here, job.stage, device, job.pipeline))
     out.checkpoint.unlink(missing_ok=True)
     return history
+
+
+def _start_run(run_id: str | None, experiment: str, name: str, saved: Path) -> mlflow.ActiveRun:
+    """A new MLflow run, or the one the checkpoint continues: refused with the way out if the store
+    no longer has it (deleted, or another tracking URI)."""
+    try:
+        return mlflow.start_run(run_id=run_id, experiment_id=experiment, run_name=name)
+    except mlflow.exceptions.MlflowException as exc:
+        if run_id is None:
+            raise
+        raise checkpoint.ResumeError(
+            f"{saved} continues MLflow run {run_id}, which the store at {mlflow.get_tracking_uri()} cannot "
+            f"continue ({exc.message}); restore it there, or start afresh: rm {saved}"
+        ) from None
 
 
 def _say_d_has_won(row: dict[str, float]) -> None:
