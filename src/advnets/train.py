@@ -17,11 +17,11 @@ from torchvision.utils import save_image
 
 from advnets import checkpoint, datasets, tracking
 from advnets.atomic import write_csv, write_text, write_torch
+from advnets.collapse import D_WON_BELOW, d_has_won
 from advnets.data import load_mnist, md5_of
 from advnets.datasets import GANS, slug
 from advnets.device import resolve_device
 from advnets.figures import for_display
-from advnets.collapse import D_WON_BELOW, d_has_won
 from advnets.params import Params
 from advnets.selection import Selector
 from advnets.trainer import Trainer
@@ -178,7 +178,7 @@ def train_gan(
         while trainer.epoch < epochs:
             row = trainer.train_epoch()
             history.append(row)
-            if not d_won_said and "d_fake" in row and d_has_won(row["d_fake"]):
+            if not d_won_said and d_has_won(row["d_fake"]):
                 d_won_said = True
                 _say_d_has_won(row)
             if selector and selector.due(trainer.epoch):
@@ -186,7 +186,8 @@ def train_gan(
             best = selector.state_dict() if selector else None
             extra = {"history": history, "scores": scores, "best": best, "run_id": run.info.run_id}
             checkpoint.save(out.checkpoint, trainer.state_dict(), job.flat_params, extra)
-            mlflow.log_metrics(_epoch_metrics(row, scores), step=row["epoch"])
+            scored = scores[-1] if scores and scores[-1]["epoch"] == row["epoch"] else None
+            mlflow.log_metrics(_epoch_metrics(row, scored), step=row["epoch"])
             _write_metrics(out, history, scores, selector)
             if trainer.epoch % job.gan.train.grid_every == 0 or trainer.epoch == epochs:
                 _log_grid(trainer, job.image_shape, job.display)
@@ -251,13 +252,9 @@ def _score_metrics(score: dict[str, float]) -> dict[str, float]:
     return {f"select.{k}": v for k, v in score.items() if k != "epoch"}
 
 
-def _epoch_metrics(row: dict[str, float], scores: list[dict]) -> dict[str, float]:
+def _epoch_metrics(row: dict[str, float], score: dict[str, float] | None) -> dict[str, float]:
     """An epoch's figures as MLflow metrics, with its selection score if it was scored."""
-    metrics = {k: v for k, v in row.items() if k != "epoch"}
-    for score in scores:
-        if score["epoch"] == row["epoch"]:
-            metrics.update(_score_metrics(score))
-    return metrics
+    return {**{k: v for k, v in row.items() if k != "epoch"}, **(_score_metrics(score) if score else {})}
 
 
 def _log_unlogged_epochs(run_id: str, history: list[dict], scores: list[dict]) -> None:
@@ -266,9 +263,10 @@ def _log_unlogged_epochs(run_id: str, history: list[dict], scores: list[dict]) -
     if not history:
         return
     logged = {m.step for m in mlflow.MlflowClient().get_metric_history(run_id, "d_loss")}
+    by_epoch = {score["epoch"]: score for score in scores}
     for row in history:
         if row["epoch"] not in logged:
-            mlflow.log_metrics(_epoch_metrics(row, scores), step=row["epoch"])
+            mlflow.log_metrics(_epoch_metrics(row, by_epoch.get(row["epoch"])), step=row["epoch"])
 
 
 def _nets(trainer: Trainer) -> dict[str, torch.nn.Module]:
