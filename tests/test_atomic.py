@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from advnets.atomic import atomic_path, replace_dir, write_text
@@ -24,3 +26,14 @@ def test_replace_dir_swaps_in_the_new_folder(tmp_path):
     replace_dir(staged, target)
     assert sorted(p.name for p in target.iterdir()) == ["fresh"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["target"]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="reads an fd's path from Linux's /proc")
+def test_the_file_then_its_new_name_are_synced_to_disk(tmp_path, monkeypatch):
+    synced = []
+    fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")) or fsync(fd))
+    target = tmp_path / "out.txt"
+    write_text(target, "new")
+    assert len(synced) == 2 and synced[0].endswith(".tmp")  # the content, before the rename
+    assert synced[1] == str(tmp_path)  # the folder, after it: the rename itself survives a power cut
