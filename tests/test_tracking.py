@@ -58,3 +58,17 @@ def test_file_tags_are_the_md5_of_each_declared_file_that_exists(tmp_path):
     assert tags["dvc.md5.data/mnist"] == "abc.dir"  # a folder: as dvc.lock records it
     assert "dvc.md5.metrics/parzen.json" not in tags  # not written yet
     assert set(tracking.stage_files(tmp_path, "parzen")["outs"]) == {"metrics/parzen.json", "metrics/parzen_sigmas.csv"}
+
+
+def test_lineage_changes_name_the_code_device_and_dependencies_that_differ():
+    before = {"git.commit": "a1", "git.dirty": "false", "device": "cpu", "dvc.md5.src/x.py": "m1", "dvc.md5.out.pt": "o1"}
+    after = {**before, "git.commit": "b2", "dvc.md5.src/x.py": "m2", "dvc.md5.out.pt": "o2", "device.name": "H200"}
+    changes = tracking.lineage_changes(before, after, deps=["src/x.py"])
+    # an output's md5 changes as training goes on: it is not the lineage
+    assert changes == ["git.commit: a1 -> b2", "device.name: none -> H200", "dvc.md5.src/x.py: m1 -> m2"]
+    assert tracking.lineage_changes(after, after, deps=["src/x.py"]) == []
+
+
+def test_resumes_are_read_from_the_tags_in_epoch_order():
+    tags = {"resumed_after_epoch.781": "nothing", "resumed_after_epoch.99": "git.commit: a -> b", "git.commit": "b"}
+    assert tracking.resumes(tags) == {99: "git.commit: a -> b", 781: "nothing"}

@@ -6,8 +6,11 @@ import mlflow
 import pytest
 import torch
 
+from advnets import tracking
 from advnets.checkpoint import ResumeError
+from advnets.lineage import format_text, run_lineage
 from advnets.params import validate
+from advnets.publish import run_lineage_record
 from advnets.train import TrainOutputs, run_training
 from advnets.trainer import NonFiniteError
 from conftest import TINY, override
@@ -82,6 +85,25 @@ def test_interrupted_training_resumes_to_the_same_weights(workdir, tiny_params, 
     assert record["run_id"] == interrupted_run != first_run  # the resumed run continues its own
     client = mlflow.MlflowClient(record["tracking_uri"])
     assert [m.step for m in client.get_metric_history(interrupted_run, "d_loss")] == [1, 2]
+    assert client.get_run(interrupted_run).data.tags["resumed_after_epoch.1"] == "nothing"
+
+
+def test_a_resume_with_other_code_keeps_what_changed_and_says_so(workdir, tiny_params, monkeypatch, capsys):
+    with pytest.raises(Interrupt):
+        run_training(tiny_params, on_epoch_end=interrupt_after(1))
+    run_id = json.loads(OUT.run_record.read_text())["run_id"]
+    first_commit = mlflow.get_run(run_id).data.tags["git.commit"]
+    git_state = tracking.git_state
+    monkeypatch.setattr("advnets.tracking.git_state", lambda root: {**git_state(root), "git.commit": "c0ffee"})
+    run_training(tiny_params)
+
+    tags = mlflow.get_run(run_id).data.tags
+    assert tags["git.commit"] == "c0ffee"  # the lineage tags name the last session
+    assert tags["resumed_after_epoch.1"] == f"git.commit: {first_commit} -> c0ffee"  # the change is kept
+    assert f"warning: resuming after epoch 1 with another lineage than the run's previous session: git.commit: {first_commit} -> c0ffee" in capsys.readouterr().out
+    text = format_text(run_lineage(workdir, run_id))
+    assert f"resumed after epoch 1: git.commit: {first_commit} -> c0ffee" in text
+    assert run_lineage_record(mlflow.get_run(run_id))["resumes"] == {1: f"git.commit: {first_commit} -> c0ffee"}
 
 
 def test_an_epoch_checkpointed_but_not_logged_is_logged_on_resume(workdir, tiny_params, monkeypatch):

@@ -100,6 +100,7 @@ def _describe(run: mlflow.entities.Run) -> dict[str, str]:
         "stage": tags.get("DVC_STAGE") or (f"train by {tags[tracking.TRAINED_BY_TAG]}" if tracking.TRAINED_BY_TAG in tags else ""),
         "git.commit": tags.get("git.commit", ""),
         "DVC_EXP_NAME": tags.get("DVC_EXP_NAME", ""),
+        "resumes": tracking.resumes(tags),  # {epoch: what changed since the session before}
     }
 
 
@@ -269,6 +270,8 @@ def format_text(lineage: Lineage) -> str:
     for run in lineage.runs:
         exp = f", experiment {run['DVC_EXP_NAME']}" if run["DVC_EXP_NAME"] else ""
         lines.append(f"run {run['run_id']} {run['run_name']} (stage {run['stage']}, git {run['git.commit']}{exp})")
+        for epoch, changes in run["resumes"].items():
+            lines.append(f"  resumed after epoch {epoch}: " + ("same code and device" if changes == "nothing" else changes))
         for path, md5 in sorted(run["files"].items()):
             lines.append(f"  {path}  md5 {md5}")
     for entry in lineage.published:

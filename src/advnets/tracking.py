@@ -202,6 +202,24 @@ def lineage_tags(root: Path, stage: str, device: torch.device | None = None, pip
     return {**tags, **file_tags(root, stage, pipeline)}
 
 
+# A resumed run's session compares these, and the md5 of each of the stage's dependencies, with
+# the tags the previous session left; `resumed_after_epoch.<E>` keeps what changed, or "nothing".
+RESUME_TAG = "resumed_after_epoch."
+COMPARED_ON_RESUME = ("git.commit", "git.dirty", "torch.version", "device", "device.name")
+
+
+def lineage_changes(before: dict[str, str], after: dict[str, str], deps: list[str]) -> list[str]:
+    """'key: old -> new' for each lineage tag that differs between two sessions of one run."""
+    keys = [*COMPARED_ON_RESUME, *(f"{MD5_TAG}{dep}" for dep in deps)]
+    return [f"{key}: {before.get(key, 'none')} -> {after.get(key, 'none')}" for key in keys if before.get(key) != after.get(key)]
+
+
+def resumes(tags: dict[str, str]) -> dict[int, str]:
+    """{epoch: what changed} for each session that resumed the run, from its tags."""
+    found = {int(k.removeprefix(RESUME_TAG)): v for k, v in tags.items() if k.startswith(RESUME_TAG)}
+    return dict(sorted(found.items()))
+
+
 def log_dataset(name: str, source_url: str, digest: str | None, context: str) -> None:
     """The data as an MLflow dataset input, its digest the DVC md5 (36 characters fit MLflow's)."""
     if digest:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import mlflow
 import torch
+from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 from torchvision.utils import save_image
 
 from advnets import checkpoint, datasets, tracking
@@ -170,7 +171,10 @@ def train_gan(
             name, source, output = job.dataset
             digest = tracking.content_md5(here, output, tracking.locked_md5s(here, job.pipeline))
             tracking.log_dataset(name, source, digest, context="training")
-        mlflow.set_tags(tracking.lineage_tags(here, job.stage, device, job.pipeline))
+        lineage = tracking.lineage_tags(here, job.stage, device, job.pipeline)
+        if saved is not None:
+            _note_resume(run.info.run_id, trainer.epoch, lineage, tracking.stage_files(here, job.stage, job.pipeline)["deps"])
+        mlflow.set_tags(lineage)
         tracking.write_run_record(out.run_record, run, root)
         _log_unlogged_epochs(run.info.run_id, history, scores)
 
@@ -221,6 +225,25 @@ def _start_run(run_id: str | None, experiment: str, name: str, saved: Path) -> m
             f"{saved} continues MLflow run {run_id}, which the store at {mlflow.get_tracking_uri()} cannot "
             f"continue ({exc.message}); restore it there, or start afresh: rm {saved}"
         ) from None
+
+
+def _note_resume(run_id: str, epoch: int, lineage: dict[str, str], deps: list[str]) -> None:
+    """Keep in the run's tags what changed since its previous session (code, torch, device), since
+    the lineage tags set next name only this session's; warn if anything did."""
+    tags = mlflow.get_run(run_id).data.tags
+    changes = tracking.lineage_changes(tags, lineage, deps)
+    key = f"{tracking.RESUME_TAG}{epoch}"
+    earlier = tags.get(key, "nothing")  # resumed at this epoch before, by a session that trained nothing
+    if changes:
+        note = "; ".join(changes) if earlier == "nothing" else f"{earlier}; then {'; '.join(changes)}"
+        mlflow.set_tag(key, note[:MAX_TAG_VAL_LENGTH])
+        print(
+            f"warning: resuming after epoch {epoch} with another lineage than the run's previous session: "
+            f"{'; '.join(changes)}. The run's lineage tags will name this session's; tag {key} keeps the change.",
+            flush=True,
+        )
+    elif key not in tags:
+        mlflow.set_tag(key, "nothing")
 
 
 def _say_d_has_won(row: dict[str, float]) -> None:
