@@ -30,10 +30,11 @@ def test_replace_dir_swaps_in_the_new_folder(tmp_path):
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="reads an fd's path from Linux's /proc")
 def test_the_file_then_its_new_name_are_synced_to_disk(tmp_path, monkeypatch):
-    synced = []
-    fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")) or fsync(fd))
     target = tmp_path / "out.txt"
+    synced = []  # (what the descriptor names, whether the target exists yet)
+    fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append((os.readlink(f"/proc/self/fd/{fd}"), target.exists())) or fsync(fd))
     write_text(target, "new")
-    assert len(synced) == 2 and synced[0].endswith(".tmp")  # the content, before the rename
-    assert synced[1] == str(tmp_path)  # the folder, after it: the rename itself survives a power cut
+    assert len(synced) == 2
+    assert synced[0][0].endswith(".tmp") and not synced[0][1]  # the content, before the rename
+    assert synced[1] == (str(tmp_path), True)  # the folder, after it: the rename itself survives a power cut

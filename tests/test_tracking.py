@@ -65,10 +65,10 @@ def test_lineage_changes_name_the_code_device_and_dependencies_that_differ():
     after = {**before, "git.commit": "b2", "dvc.md5.src/x.py": "m2", "dvc.md5.out.pt": "o2", "device.name": "H200"}
     changes = tracking.lineage_changes(before, after, deps=["src/x.py"])
     # an output's md5 changes as training goes on: it is not the lineage
-    assert changes == ["git.commit: a1 -> b2", "device.name: none -> H200", "dvc.md5.src/x.py: m1 -> m2"]
+    assert changes == ["git.commit: a1 -> b2", "device.name: (not recorded) -> H200", "dvc.md5.src/x.py: m1 -> m2"]
     assert tracking.lineage_changes(after, after, deps=["src/x.py"]) == []
 
 
 def test_resumes_are_read_from_the_tags_in_epoch_order():
     tags = {"resumed_after_epoch.781": "nothing", "resumed_after_epoch.99": "git.commit: a -> b", "git.commit": "b"}
-    assert tracking.resumes(tags) == {99: "git.commit: a -> b", 781: "nothing"}
+    assert tracking.resumes(tags) == [{"epoch": 99, "changes": "git.commit: a -> b"}, {"epoch": 781, "changes": "nothing"}]

@@ -1,3 +1,4 @@
+import hashlib
 import json
 import re
 import shutil
@@ -103,7 +104,32 @@ def test_a_resume_with_other_code_keeps_what_changed_and_says_so(workdir, tiny_p
     assert f"warning: resuming after epoch 1 with another lineage than the run's previous session: git.commit: {first_commit} -> c0ffee" in capsys.readouterr().out
     text = format_text(run_lineage(workdir, run_id))
     assert f"resumed after epoch 1: git.commit: {first_commit} -> c0ffee" in text
-    assert run_lineage_record(mlflow.get_run(run_id))["resumes"] == {1: f"git.commit: {first_commit} -> c0ffee"}
+    assert run_lineage_record(mlflow.get_run(run_id))["resumes"] == [{"epoch": 1, "changes": f"git.commit: {first_commit} -> c0ffee"}]
+
+
+def test_a_resume_compares_the_stages_dependencies_not_its_outputs_and_keeps_every_change(workdir, tiny_params, monkeypatch):
+    code, output = workdir / "code.py", workdir / "log.txt"
+    (workdir / "dvc.yaml").write_text("stages:\n  train:\n    cmd: python code.py\n    deps: [code.py]\n    outs: [log.txt]\n")
+    code.write_text("v1")
+    output.write_text("first")
+    with pytest.raises(Interrupt):
+        run_training(tiny_params, on_epoch_end=interrupt_after(1))
+    run_id = json.loads(OUT.run_record.read_text())["run_id"]
+    first_commit = mlflow.get_run(run_id).data.tags["git.commit"]
+    md5s = {text: hashlib.md5(text.encode()).hexdigest() for text in ("v1", "v2")}
+
+    code.write_text("v2")
+    output.write_text("second")  # an output changes as a run goes on: not a change of lineage
+    with monkeypatch.context() as patch:  # this session stops before it checkpoints an epoch
+        patch.setattr("advnets.train.Trainer.train_epoch", lambda self: (_ for _ in ()).throw(Interrupt()))
+        with pytest.raises(Interrupt):
+            run_training(tiny_params)
+    git_state = tracking.git_state
+    monkeypatch.setattr("advnets.tracking.git_state", lambda root: {**git_state(root), "git.commit": "c0ffee"})
+    run_training(tiny_params)
+
+    first_change = f"dvc.md5.code.py: {md5s['v1']} -> {md5s['v2']}"
+    assert mlflow.get_run(run_id).data.tags["resumed_after_epoch.1"] == f"{first_change}; then git.commit: {first_commit} -> c0ffee"
 
 
 def test_an_epoch_checkpointed_but_not_logged_is_logged_on_resume(workdir, tiny_params, monkeypatch):

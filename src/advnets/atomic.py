@@ -1,9 +1,11 @@
-"""Atomic outputs: write beside the target, then rename, so a failure never leaves half a file."""
+"""Atomic outputs: write beside the target, then rename, so a failure never leaves half a file.
+A single file (atomic_path) is also synced to disk, content then name; a staged folder is not."""
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import os
 import shutil
@@ -32,12 +34,16 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
 
 
 def _fsync_folder(folder: Path) -> None:
-    """Make a rename survive a power cut: the name lives in the folder's own data (POSIX)."""
+    """Make a rename survive a power cut: the name lives in the folder's own data (POSIX). Some
+    filesystems (CIFS, some FUSE) cannot sync a folder; the file is in place all the same."""
     if os.name != "posix":
         return
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
+            raise
     finally:
         os.close(fd)
 

@@ -91,7 +91,7 @@ class RunFinder:
         return self.client.search_runs(self.experiments, f"tags.mlflow.parentRunId = '{run_id}'")
 
 
-def _describe(run: mlflow.entities.Run) -> dict[str, str]:
+def _describe(run: mlflow.entities.Run) -> dict[str, Any]:
     tags = run.data.tags
     return {
         "run_id": run.info.run_id,
@@ -100,7 +100,7 @@ def _describe(run: mlflow.entities.Run) -> dict[str, str]:
         "stage": tags.get("DVC_STAGE") or (f"train by {tags[tracking.TRAINED_BY_TAG]}" if tracking.TRAINED_BY_TAG in tags else ""),
         "git.commit": tags.get("git.commit", ""),
         "DVC_EXP_NAME": tags.get("DVC_EXP_NAME", ""),
-        "resumes": tracking.resumes(tags),  # {epoch: what changed since the session before}
+        "resumes": tracking.resumes(tags),  # [{epoch, changes}]: what changed since the session before
     }
 
 
@@ -270,8 +270,8 @@ def format_text(lineage: Lineage) -> str:
     for run in lineage.runs:
         exp = f", experiment {run['DVC_EXP_NAME']}" if run["DVC_EXP_NAME"] else ""
         lines.append(f"run {run['run_id']} {run['run_name']} (stage {run['stage']}, git {run['git.commit']}{exp})")
-        for epoch, changes in run["resumes"].items():
-            lines.append(f"  resumed after epoch {epoch}: " + ("same code and device" if changes == "nothing" else changes))
+        for resume in run["resumes"]:
+            lines.append(f"  resumed after epoch {resume['epoch']}: " + ("nothing changed" if resume["changes"] == "nothing" else resume["changes"]))
         for path, md5 in sorted(run["files"].items()):
             lines.append(f"  {path}  md5 {md5}")
     for entry in lineage.published:

@@ -87,7 +87,7 @@ def run_lineage_record(run: mlflow.entities.Run) -> dict[str, Any]:
         "trained_by": tags.get(tracking.TRAINED_BY_TAG),  # set when trained outside the pipeline
         "device": tags.get("device"),
         "torch_version": tags.get("torch.version"),
-        "resumes": tracking.resumes(tags),  # {epoch: what changed}: the lineage above is the last session's
+        "resumes": tracking.resumes(tags),  # what changed at each resume: the lineage above is the last session's
         "selected_epoch": int(metrics["selected_epoch"]) if "selected_epoch" in metrics else None,
         "parzen": {k.removeprefix("parzen."): v for k, v in metrics.items() if k.startswith("parzen.")},
         "files": recorded_files(tags),

@@ -206,18 +206,21 @@ def lineage_tags(root: Path, stage: str, device: torch.device | None = None, pip
 # the tags the previous session left; `resumed_after_epoch.<E>` keeps what changed, or "nothing".
 RESUME_TAG = "resumed_after_epoch."
 COMPARED_ON_RESUME = ("git.commit", "git.dirty", "torch.version", "device", "device.name")
+TAG_VALUE_LIMIT = 5000  # characters: within every MLflow version's limit (5000 in older ones, 8000 now)
 
 
 def lineage_changes(before: dict[str, str], after: dict[str, str], deps: list[str]) -> list[str]:
-    """'key: old -> new' for each lineage tag that differs between two sessions of one run."""
+    """'key: old -> new' for each lineage tag that differs between two sessions of one run (a tag
+    one session lacks, e.g. one added to the code later, is '(not recorded)')."""
     keys = [*COMPARED_ON_RESUME, *(f"{MD5_TAG}{dep}" for dep in deps)]
-    return [f"{key}: {before.get(key, 'none')} -> {after.get(key, 'none')}" for key in keys if before.get(key) != after.get(key)]
+    unknown = "(not recorded)"
+    return [f"{key}: {before.get(key, unknown)} -> {after.get(key, unknown)}" for key in keys if before.get(key) != after.get(key)]
 
 
-def resumes(tags: dict[str, str]) -> dict[int, str]:
-    """{epoch: what changed} for each session that resumed the run, from its tags."""
-    found = {int(k.removeprefix(RESUME_TAG)): v for k, v in tags.items() if k.startswith(RESUME_TAG)}
-    return dict(sorted(found.items()))
+def resumes(tags: dict[str, str]) -> list[dict[str, Any]]:
+    """[{epoch, changes}] for each session that resumed the run, in epoch order, from its tags."""
+    found = [{"epoch": int(k.removeprefix(RESUME_TAG)), "changes": v} for k, v in tags.items() if k.startswith(RESUME_TAG)]
+    return sorted(found, key=lambda resume: resume["epoch"])
 
 
 def log_dataset(name: str, source_url: str, digest: str | None, context: str) -> None:

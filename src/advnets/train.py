@@ -13,7 +13,6 @@ from pathlib import Path
 
 import mlflow
 import torch
-from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 from torchvision.utils import save_image
 
 from advnets import checkpoint, datasets, tracking
@@ -231,15 +230,16 @@ def _note_resume(run_id: str, epoch: int, lineage: dict[str, str], deps: list[st
     """Keep in the run's tags what changed since its previous session (code, torch, device), since
     the lineage tags set next name only this session's; warn if anything did."""
     tags = mlflow.get_run(run_id).data.tags
-    changes = tracking.lineage_changes(tags, lineage, deps)
+    changes = "; ".join(tracking.lineage_changes(tags, lineage, deps))
     key = f"{tracking.RESUME_TAG}{epoch}"
-    earlier = tags.get(key, "nothing")  # resumed at this epoch before, by a session that trained nothing
+    earlier = tags.get(key, "nothing")  # resumed here before, by a session that checkpointed no epoch
     if changes:
-        note = "; ".join(changes) if earlier == "nothing" else f"{earlier}; then {'; '.join(changes)}"
-        mlflow.set_tag(key, note[:MAX_TAG_VAL_LENGTH])
+        note = changes if earlier == "nothing" else f"{earlier}; then {changes}"
+        limit = tracking.TAG_VALUE_LIMIT
+        mlflow.set_tag(key, note if len(note) <= limit else "…" + note[-(limit - 1):])  # the newest kept
         print(
             f"warning: resuming after epoch {epoch} with another lineage than the run's previous session: "
-            f"{'; '.join(changes)}. The run's lineage tags will name this session's; tag {key} keeps the change.",
+            f"{changes}. The run's lineage tags will name this session's; tag {key} keeps the change.",
             flush=True,
         )
     elif key not in tags:
