@@ -70,6 +70,19 @@ def test_lineage_of_a_fresh_run_agrees_everywhere(repo):
     assert {"sample", "figures"} <= {stage for _, stage in generator_runs}  # they read it
 
 
+def test_lineage_against_a_store_that_does_not_exist_says_so_once_and_creates_none(repo, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"  # e.g. a fresh clone's: mlflow.db is not in git
+    result = lineage(repo, "--tracking-uri", uri)
+    assert result.returncode == 1
+    mismatches = [line for line in result.stdout.splitlines() if line.startswith("MISMATCH")]
+    assert mismatches == [f"MISMATCH MLflow: the store at {uri} does not exist, so no output is traced to a run: "
+                          "a fresh clone has none (mlflow.db is not in git); make the runs with `dvc repro`, "
+                          "or name the store that holds them with --tracking-uri or MLFLOW_TRACKING_URI"]
+    from_run = lineage(repo, "--run", training_run_id(repo), "--tracking-uri", uri)
+    assert from_run.returncode == 1 and f"no MLflow store at {uri}" in from_run.stdout
+    assert not (tmp_path / "mlflow.db").exists()
+
+
 def test_lineage_names_a_hand_edited_metrics_file(repo):
     with restored(repo, "metrics/parzen.json") as path:
         metrics = json.loads(path.read_text())

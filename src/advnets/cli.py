@@ -24,11 +24,11 @@ def _lineage(args: argparse.Namespace) -> int:
 
 def _config_and_store(args: argparse.Namespace):
     """The repository root, its validated params.yaml and the MLflow store to read."""
-    from advnets.lineage import store_uri
+    from advnets.lineage import existing_store_uri
     from advnets.params import load_params
 
     root = Path(args.root).resolve()
-    return root, load_params(root / "params.yaml"), store_uri(root, args.tracking_uri)
+    return root, load_params(root / "params.yaml"), existing_store_uri(root, args.tracking_uri)
 
 
 def _seeds(args: argparse.Namespace) -> int:
@@ -37,6 +37,8 @@ def _seeds(args: argparse.Namespace) -> int:
 
     root, params, uri = _config_and_store(args)
     summary = seed_summary(params, uri)
+    if not summary["n_seeds"]:
+        return _nothing_found("no scored training run of params.yaml's configuration", uri, args.out)
     write_text(root / args.out, json.dumps(summary, indent=2) + "\n")
     for row in summary["seeds"]:
         se = f" ± {row['test_ll_se']:.1f}" if row["test_ll_se"] is not None else ""
@@ -44,7 +46,13 @@ def _seeds(args: argparse.Namespace) -> int:
     if summary["n_seeds"] > 1:
         print(f"{summary['n_seeds']} seeds: {summary['test_ll_mean']:.1f} (sd {summary['test_ll_sd']:.1f})")
     print(f"wrote {args.out}")
-    return 0 if summary["n_seeds"] else 1
+    return 0
+
+
+def _nothing_found(what: str, uri: str, out: str) -> int:
+    """A summary command that found nothing keeps the file it would have written."""
+    print(f"{what} in {uri}: {out} left as it was", file=sys.stderr)
+    return 1
 
 
 def _variants(args: argparse.Namespace) -> int:
@@ -57,6 +65,8 @@ def _variants(args: argparse.Namespace) -> int:
     root, params, uri = _config_and_store(args)
     summary = variants_summary(params, uri)
     table = summary["variants"]
+    if not table:
+        return _nothing_found("no finished, scored training run", uri, args.out)
     out = root / args.out
     write_text(out, json.dumps(summary, indent=2) + "\n")
     write_text(out.with_suffix(".md"), variants_markdown(table))
@@ -65,19 +75,19 @@ def _variants(args: argparse.Namespace) -> int:
     variant_curves(figure, table, PAPER_TABLE1_MNIST["Adversarial nets"], schedule_spent(params, SPENT_EPOCHS))
     print(variants_markdown(table), end="")
     print(f"wrote {args.out}, {Path(args.out).with_suffix('.md')} and {VARIANTS_FIGURE}")
-    return 0 if table else 1
+    return 0
 
 
 def _publish(args: argparse.Namespace) -> int:
     from advnets import publish, tracking
-    from advnets.lineage import store_uri
+    from advnets.lineage import existing_store_uri
 
     root = Path(args.root).resolve()
     record = root / tracking.RUN_RECORD
     if not args.run and not record.is_file():
         raise AdvnetsError(f"no {tracking.RUN_RECORD}: run the train stage, or name a run with --run")
     run_id = args.run or tracking.read_run_id(record)
-    uri = args.tracking_uri or store_uri(root)
+    uri = existing_store_uri(root, args.tracking_uri)
     folder = publish.publish(run_id, uri, root / publish.RESULTS, force=args.force, variant=args.variant)
     print(f"published run {run_id} in {folder.relative_to(root)}")
     return 0

@@ -18,6 +18,7 @@ import mlflow
 import yaml
 
 from advnets import publish, tracking
+from advnets.errors import AdvnetsError
 
 
 @dataclass
@@ -69,14 +70,19 @@ def _locked_params(locked: dict[str, Any]) -> dict[str, Any]:
 
 
 class RunFinder:
-    """MLflow runs by the content they recorded, in every experiment of one store."""
+    """MLflow runs by the content they recorded, in every experiment of one store (none if the
+    store does not exist: it is not created)."""
 
     def __init__(self, uri: str):
-        self.client = mlflow.MlflowClient(uri)
+        self.missing = tracking.missing_store(uri)
+        self.client = None if self.missing else mlflow.MlflowClient(uri)
         try:
-            self.experiments = [e.experiment_id for e in self.client.search_experiments()]
+            self.experiments = [] if self.missing else [e.experiment_id for e in self.client.search_experiments()]
         except mlflow.exceptions.MlflowException:
             self.experiments = []
+
+    def has_runs(self) -> bool:
+        return bool(self.experiments) and bool(self.client.search_runs(self.experiments, max_results=1))
 
     def recorded(self, path: str, md5: str) -> list[dict[str, str]]:
         if not self.experiments:
@@ -114,6 +120,21 @@ def store_uri(root: Path, explicit: str | None = None) -> str:
     if record.is_file():
         return json.loads(record.read_text())["tracking_uri"]
     return tracking.tracking_uri(root)
+
+
+def existing_store_uri(root: Path, explicit: str | None = None) -> str:
+    """store_uri, refused if it names a store that does not exist (reading it would create an
+    empty one, and find nothing)."""
+    uri = store_uri(root, explicit)
+    if tracking.missing_store(uri):
+        raise AdvnetsError(f"no MLflow store at {uri}: {_NO_STORE_HINT}")
+    return uri
+
+
+_NO_STORE_HINT = (
+    "a fresh clone has none (mlflow.db is not in git); make the runs with `dvc repro`, or name the store "
+    "that holds them with --tracking-uri or MLFLOW_TRACKING_URI"
+)
 
 
 def _stale(root: Path, locked: dict[str, Any], pipeline: str = "") -> list[str]:
@@ -176,6 +197,10 @@ def workspace_lineage(root: Path, uri: str | None = None, pipeline: str = "") ->
     locked = {name: entry for name, entry in tracking._stages(root, str(Path(pipeline, "dvc.lock"))).items() if name in declared}
     locked_md5s = tracking.locked_md5s(root, pipeline)
     stages, mismatches = [], []
+    store_has_runs = finder.has_runs()  # else one line says so, not one per output
+    if not store_has_runs:
+        state = "does not exist" if finder.missing else "holds no runs"
+        mismatches.append(f"MLflow: the store at {uri} {state}, so no output is traced to a run: {_NO_STORE_HINT}")
     for stage in declared:
         if stage not in locked:
             mismatches.append(f"stage {stage}: has not run (no dvc.lock entry); run `{_repro(pipeline)}`")
@@ -186,7 +211,7 @@ def workspace_lineage(root: Path, uri: str | None = None, pipeline: str = "") ->
             md5 = tracking.content_md5(root, path, locked_md5s)
             runs = finder.recorded(path, md5) if md5 else []
             outputs.append(FileRecord(path, md5, locked_md5, runs))
-            if md5 and stage != "download" and not any(run["stage"] == stage for run in runs):
+            if md5 and stage != "download" and store_has_runs and not any(run["stage"] == stage for run in runs):
                 mismatches.append(f"{path}: no MLflow run of stage {stage} in {uri} recorded this content (md5 {md5})")
         stages.append(StageRecord(stage, _locked_params(locked[stage]), outputs))
     published, published_problems = _published(root, finder) if not pipeline else ([], [])
@@ -231,6 +256,8 @@ def run_lineage(root: Path, run_id: str, uri: str | None = None) -> Lineage:
     root = root.resolve()
     uri = store_uri(root, uri)
     finder = RunFinder(uri)
+    if finder.missing:
+        return Lineage(str(root), tracking.git_state(root), uri, [], [], [], [f"run {run_id}: no MLflow store at {uri}: {_NO_STORE_HINT}"])
     try:
         run = finder.get(run_id)
     except mlflow.exceptions.MlflowException:

@@ -61,6 +61,12 @@ def tracking_uri(root: Path) -> str:
     return user_tracking_uri() or f"sqlite:///{(root / 'mlflow.db').resolve()}"
 
 
+def missing_store(uri: str) -> bool:
+    """Whether uri names a sqlite store whose file does not exist: MLflow would create an empty
+    one just by opening it (a fresh clone has none: mlflow.db is not in git)."""
+    return uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file()
+
+
 def use_store(root: Path) -> str:
     """Point MLflow at the project's store (the user's MLFLOW_TRACKING_URI wins); returns its URI."""
     global _uri_set_here
