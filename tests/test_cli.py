@@ -22,7 +22,8 @@ def clone(tmp_path, monkeypatch):
 def test_a_missing_store_is_refused_and_neither_created_nor_summarised(clone, command, capsys):
     committed = {name: (clone / name).read_bytes() for name in ("metrics/seeds.json", "metrics/variants.json")}
     assert main([*command, "--root", str(clone)]) == 2
-    assert f"no MLflow store at sqlite:///{clone / 'mlflow.db'}: a fresh clone has none" in capsys.readouterr().err
+    message = f"no MLflow store at sqlite:///{clone / 'mlflow.db'} (from the project's default): a fresh clone has none"
+    assert message in capsys.readouterr().err
     assert not (clone / "mlflow.db").exists()
     assert {name: (clone / name).read_bytes() for name in committed} == committed
 
@@ -32,5 +33,12 @@ def test_a_summary_that_finds_no_run_keeps_the_file(clone, empty_mlflow_store, c
     shutil.copy(empty_mlflow_store, clone / "mlflow.db")
     committed = (clone / out).read_bytes()
     assert main([command, "--root", str(clone)]) == 1
-    assert f"{out} left as it was" in capsys.readouterr().err
+    printed = capsys.readouterr()
+    assert f"{out} left as it was" in printed.err and printed.out == ""
     assert (clone / out).read_bytes() == committed
+
+
+def test_the_refusal_names_where_the_store_came_from(clone, monkeypatch, capsys):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{clone / 'typo.db'}")
+    assert main(["seeds", "--root", str(clone)]) == 2
+    assert f"no MLflow store at sqlite:///{clone / 'typo.db'} (from MLFLOW_TRACKING_URI)" in capsys.readouterr().err

@@ -75,12 +75,20 @@ def test_lineage_against_a_store_that_does_not_exist_says_so_once_and_creates_no
     result = lineage(repo, "--tracking-uri", uri)
     assert result.returncode == 1
     mismatches = [line for line in result.stdout.splitlines() if line.startswith("MISMATCH")]
-    assert mismatches == [f"MISMATCH MLflow: the store at {uri} does not exist, so no output is traced to a run: "
-                          "a fresh clone has none (mlflow.db is not in git); make the runs with `dvc repro`, "
-                          "or name the store that holds them with --tracking-uri or MLFLOW_TRACKING_URI"]
+    assert mismatches == [f"MISMATCH no output is traced to a run: the MLflow store at {uri} (from --tracking-uri) "
+                          "does not exist: a fresh clone has none (mlflow.db is not in git); name the store that "
+                          "holds the runs with --tracking-uri or MLFLOW_TRACKING_URI, or make them with `dvc repro`"]
     from_run = lineage(repo, "--run", training_run_id(repo), "--tracking-uri", uri)
-    assert from_run.returncode == 1 and f"no MLflow store at {uri}" in from_run.stdout
+    assert from_run.returncode == 1 and f"the MLflow store at {uri} (from --tracking-uri) does not exist" in from_run.stdout
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_lineage_against_a_store_without_runs_says_so_once(repo, tmp_path, empty_mlflow_store):
+    shutil.copy(empty_mlflow_store, tmp_path / "mlflow.db")
+    result = lineage(repo, "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mismatches = [line for line in result.stdout.splitlines() if line.startswith("MISMATCH")]
+    assert result.returncode == 1 and len(mismatches) == 1 and mismatches[0].endswith(
+        "holds no runs: name the store that holds them with --tracking-uri or MLFLOW_TRACKING_URI")
 
 
 def test_lineage_names_a_hand_edited_metrics_file(repo):

@@ -72,3 +72,13 @@ def test_lineage_changes_name_the_code_device_and_dependencies_that_differ():
 def test_resumes_are_read_from_the_tags_in_epoch_order():
     tags = {"resumed_after_epoch.781": "nothing", "resumed_after_epoch.99": "git.commit: a -> b", "git.commit": "b"}
     assert tracking.resumes(tags) == [{"epoch": 99, "changes": "git.commit: a -> b"}, {"epoch": 781, "changes": "nothing"}]
+
+
+def test_a_missing_store_is_a_sqlite_file_that_does_not_exist_as_sqlalchemy_reads_the_uri(tmp_path):
+    (tmp_path / "my store.db").write_bytes(b"")
+    there, absent = tmp_path / "my store.db", tmp_path / "none.db"
+    assert not tracking.missing_store(f"sqlite:///{there}")
+    assert not tracking.missing_store(f"sqlite:///{str(there).replace(' ', '%20')}?timeout=20")
+    assert tracking.missing_store(f"sqlite:///{absent}") and tracking.missing_store(f"sqlite+pysqlite:///{absent}")
+    for elsewhere in ("sqlite://", "sqlite:///:memory:", "http://localhost:5000", "databricks"):
+        assert not tracking.missing_store(elsewhere), elsewhere

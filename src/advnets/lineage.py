@@ -76,13 +76,29 @@ class RunFinder:
     def __init__(self, uri: str):
         self.missing = tracking.missing_store(uri)
         self.client = None if self.missing else mlflow.MlflowClient(uri)
+        self.error = ""  # why the store could not be read
         try:
             self.experiments = [] if self.missing else [e.experiment_id for e in self.client.search_experiments()]
-        except mlflow.exceptions.MlflowException:
-            self.experiments = []
+        except mlflow.exceptions.MlflowException as exc:
+            self.experiments, self.error = [], exc.message
 
     def has_runs(self) -> bool:
-        return bool(self.experiments) and bool(self.client.search_runs(self.experiments, max_results=1))
+        if not self.experiments:
+            return False
+        try:
+            return bool(self.client.search_runs(self.experiments, max_results=1))
+        except mlflow.exceptions.MlflowException as exc:
+            self.error = exc.message
+            return False
+
+    def emptiness(self, uri: str, source: str) -> str:
+        """Why no output can be traced to a run of this store (it has none, or none to read)."""
+        where = f"the MLflow store at {uri} (from {source})"
+        if self.missing:
+            return f"{where} does not exist: {_NO_STORE_HINT}"
+        if self.error:
+            return f"{where} could not be read ({self.error})"
+        return f"{where} holds no runs: name the store that holds them with --tracking-uri or MLFLOW_TRACKING_URI"
 
     def recorded(self, path: str, md5: str) -> list[dict[str, str]]:
         if not self.experiments:
@@ -110,30 +126,33 @@ def _describe(run: mlflow.entities.Run) -> dict[str, Any]:
     }
 
 
-def store_uri(root: Path, explicit: str | None = None) -> str:
-    """The store to check against: the one given, else the user's MLFLOW_TRACKING_URI, else the
-    one the training run was logged to (models/mlflow-run.json), else the project's own."""
-    chosen = explicit or tracking.user_tracking_uri()
-    if chosen:
-        return chosen
+def chosen_store(root: Path, explicit: str | None = None) -> tuple[str, str]:
+    """The store to check against, and where that came from (for messages): the one given, else
+    the user's MLFLOW_TRACKING_URI, else the one the training run was logged to
+    (models/mlflow-run.json), else the project's own."""
+    if explicit:
+        return explicit, "--tracking-uri"
+    if tracking.user_tracking_uri():
+        return tracking.user_tracking_uri(), "MLFLOW_TRACKING_URI"
     record = root / tracking.RUN_RECORD
     if record.is_file():
-        return json.loads(record.read_text())["tracking_uri"]
-    return tracking.tracking_uri(root)
+        return json.loads(record.read_text())["tracking_uri"], tracking.RUN_RECORD
+    return tracking.tracking_uri(root), "the project's default"
 
 
 def existing_store_uri(root: Path, explicit: str | None = None) -> str:
-    """store_uri, refused if it names a store that does not exist (reading it would create an
+    """chosen_store's URI, refused if it names a store that does not exist (reading it would create an
     empty one, and find nothing)."""
-    uri = store_uri(root, explicit)
+    uri, source = chosen_store(root, explicit)
     if tracking.missing_store(uri):
-        raise AdvnetsError(f"no MLflow store at {uri}: {_NO_STORE_HINT}")
+        raise AdvnetsError(f"no MLflow store at {uri} (from {source}): {_NO_STORE_HINT}")
     return uri
 
 
+# Opening a missing sqlite store would create it, empty.
 _NO_STORE_HINT = (
-    "a fresh clone has none (mlflow.db is not in git); make the runs with `dvc repro`, or name the store "
-    "that holds them with --tracking-uri or MLFLOW_TRACKING_URI"
+    "a fresh clone has none (mlflow.db is not in git); name the store that holds the runs with "
+    "--tracking-uri or MLFLOW_TRACKING_URI, or make them with `dvc repro`"
 )
 
 
@@ -191,16 +210,15 @@ def workspace_lineage(root: Path, uri: str | None = None, pipeline: str = "") ->
     """The lineage of the files in the workspace, checked against dvc.lock and MLflow: of the root
     pipeline (MNIST), or of the one in folder `pipeline` (pipelines/cifar10, pipelines/tfd)."""
     root = root.resolve()
-    uri = store_uri(root, uri)
+    uri, source = chosen_store(root, uri)
     finder = RunFinder(uri)
     declared = tracking._stages(root, str(Path(pipeline, "dvc.yaml")))
     locked = {name: entry for name, entry in tracking._stages(root, str(Path(pipeline, "dvc.lock"))).items() if name in declared}
     locked_md5s = tracking.locked_md5s(root, pipeline)
     stages, mismatches = [], []
-    store_has_runs = finder.has_runs()  # else one line says so, not one per output
-    if not store_has_runs:
-        state = "does not exist" if finder.missing else "holds no runs"
-        mismatches.append(f"MLflow: the store at {uri} {state}, so no output is traced to a run: {_NO_STORE_HINT}")
+    store_has_runs = finder.has_runs()
+    if not store_has_runs:  # one line says why, not one per output
+        mismatches.append(f"no output is traced to a run: {finder.emptiness(uri, source)}")
     for stage in declared:
         if stage not in locked:
             mismatches.append(f"stage {stage}: has not run (no dvc.lock entry); run `{_repro(pipeline)}`")
@@ -254,10 +272,10 @@ def run_lineage(root: Path, run_id: str, uri: str | None = None) -> Lineage:
     """The lineage an MLflow run recorded (with the model's run: the newest run of each later
     stage), checked against the files in the workspace and dvc.lock."""
     root = root.resolve()
-    uri = store_uri(root, uri)
+    uri, source = chosen_store(root, uri)
     finder = RunFinder(uri)
     if finder.missing:
-        return Lineage(str(root), tracking.git_state(root), uri, [], [], [], [f"run {run_id}: no MLflow store at {uri}: {_NO_STORE_HINT}"])
+        return Lineage(str(root), tracking.git_state(root), uri, [], [], [], [f"run {run_id}: {finder.emptiness(uri, source)}"])
     try:
         run = finder.get(run_id)
     except mlflow.exceptions.MlflowException:

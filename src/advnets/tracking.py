@@ -62,9 +62,17 @@ def tracking_uri(root: Path) -> str:
 
 
 def missing_store(uri: str) -> bool:
-    """Whether uri names a sqlite store whose file does not exist: MLflow would create an empty
-    one just by opening it (a fresh clone has none: mlflow.db is not in git)."""
-    return uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file()
+    """Whether uri names a sqlite file that does not exist: MLflow would create an empty store
+    just by opening it (a fresh clone has none: mlflow.db is not in git). Read as SQLAlchemy reads
+    it (query string, %-escapes, sqlite+driver); a server or an in-memory store is never missing."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(uri)
+    except ArgumentError:  # not a database URL, e.g. "databricks"
+        return False
+    return url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") and not Path(url.database).is_file()
 
 
 def use_store(root: Path) -> str:
