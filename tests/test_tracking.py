@@ -82,3 +82,14 @@ def test_a_missing_store_is_a_sqlite_file_that_does_not_exist_as_sqlalchemy_read
     assert tracking.missing_store(f"sqlite:///{absent}") and tracking.missing_store(f"sqlite+pysqlite:///{absent}")
     for elsewhere in ("sqlite://", "sqlite:///:memory:", "http://localhost:5000", "databricks"):
         assert not tracking.missing_store(elsewhere), elsewhere
+
+
+def test_a_stage_after_training_creates_no_store_to_log_to(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    (tmp_path / "models").mkdir()
+    (tmp_path / tracking.RUN_RECORD).write_text('{"run_id": "0123abcd"}')  # e.g. models brought by `dvc pull`
+    assert tracking.record_stage("sample", {"sample.n": 10}) is None
+    assert f"no MLflow store at sqlite:///{tmp_path / 'mlflow.db'}; sample results not logged" in capsys.readouterr().out
+    assert not (tmp_path / "mlflow.db").exists()
