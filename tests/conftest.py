@@ -30,16 +30,20 @@ def masked_logits(discriminator, x, masks):
 @pytest.fixture(scope="session")
 def mnist_mirror() -> Path:
     """Real MNIST as gzip IDX: $ADVNETS_MNIST_MIRROR, else ../shared/data/mnist beside the repo,
-    else the public mirrors' files, downloaded once (md5-checked) into ~/.cache/advnets/mnist."""
-    if os.environ.get(MIRROR_ENV):
-        return from_mirror(Path(os.environ[MIRROR_ENV]))["train-images-idx3-ubyte"].parent  # refused if incomplete
+    else the public mirrors' files, downloaded once (md5-checked) into $XDG_CACHE_HOME (default
+    ~/.cache)/advnets/mnist."""
     beside = REPO.parent / "shared" / "data" / "mnist"
-    if (beside / "train-images-idx3-ubyte.gz").is_file():
-        return beside
+    local = Path(os.environ[MIRROR_ENV]) if os.environ.get(MIRROR_ENV) else beside if beside.is_dir() else None
+    if local is not None:
+        from_mirror(local)  # refused, naming the files, if it lacks any
+        return local
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "advnets" / "mnist"
     if not all((cache / f"{name}.gz").is_file() for name in CONTENT_MD5):
-        with staged_dir(cache) as (_, fetched):  # the cache appears whole, or not at all
-            download(fetched)
+        try:
+            with staged_dir(cache) as (_, fetched):  # the cache appears whole, or not at all
+                download(fetched)
+        except OSError as exc:
+            pytest.fail(f"cannot download MNIST into {cache} ({exc}); set ${MIRROR_ENV} to a folder of its four .gz files")
     return cache
 
 

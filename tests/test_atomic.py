@@ -1,4 +1,6 @@
+import errno
 import os
+import stat
 
 import pytest
 
@@ -38,3 +40,22 @@ def test_the_file_then_its_new_name_are_synced_to_disk(tmp_path, monkeypatch):
     assert len(synced) == 2
     assert synced[0][0].endswith(".tmp") and not synced[0][1]  # the content, before the rename
     assert synced[1] == (str(tmp_path), True)  # the folder, after it: the rename itself survives a power cut
+
+
+@pytest.mark.parametrize("refused", ["open", "fsync"])
+def test_a_folder_that_cannot_be_synced_does_not_fail_the_write(tmp_path, monkeypatch, refused):
+    real_open, real_fsync = os.open, os.fsync
+
+    def open_files_only(path, *args, **kwargs):  # a folder one may write to but not read
+        if os.path.isdir(path):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    def fsync_files_only(fd):  # as on CIFS: a folder's fsync is refused
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, refused, open_files_only if refused == "open" else fsync_files_only)
+    write_text(tmp_path / "out.txt", "new")
+    assert (tmp_path / "out.txt").read_text() == "new"

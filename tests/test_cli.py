@@ -34,7 +34,7 @@ def test_a_summary_that_finds_no_run_keeps_the_file(clone, empty_mlflow_store, c
     committed = (clone / out).read_bytes()
     assert main([command, "--root", str(clone)]) == 1
     printed = capsys.readouterr()
-    assert f"{out} left as it was" in printed.err and printed.out == ""
+    assert f"{out}" in printed.err and "left as they were" in printed.err and printed.out == ""
     assert (clone / out).read_bytes() == committed
 
 

@@ -258,3 +258,19 @@ def test_mlflow_server_serves_the_runs_over_rest(repo):
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def test_a_store_that_cannot_be_searched_is_said_so_and_nothing_is_traced(tmp_path, empty_mlflow_store, monkeypatch):
+    from advnets.lineage import RunFinder
+
+    shutil.copy(empty_mlflow_store, tmp_path / "mlflow.db")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    finder = RunFinder(uri)
+
+    def unreachable(*args, **kwargs):
+        raise mlflow.exceptions.MlflowException("connection refused")
+
+    monkeypatch.setattr(finder.client, "search_runs", unreachable)
+    assert not finder.has_runs()
+    assert finder.recorded("models/generator.pt", "0" * 32) == []  # no second attempt, no crash
+    assert finder.why_no_runs(uri, "--tracking-uri") == f"the MLflow store at {uri} (from --tracking-uri) could not be read (connection refused)"

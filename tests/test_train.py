@@ -89,13 +89,22 @@ def test_interrupted_training_resumes_to_the_same_weights(workdir, tiny_params, 
     assert client.get_run(interrupted_run).data.tags["resumed_after_epoch.1"] == "nothing"
 
 
-def test_a_resume_with_other_code_keeps_what_changed_and_says_so(workdir, tiny_params, monkeypatch, capsys):
+def run_interrupted_after_epoch_1(params) -> tuple[str, str]:
+    """Train until epoch 1 is checkpointed, then stop; the MLflow run's id and its git.commit."""
     with pytest.raises(Interrupt):
-        run_training(tiny_params, on_epoch_end=interrupt_after(1))
+        run_training(params, on_epoch_end=interrupt_after(1))
     run_id = json.loads(OUT.run_record.read_text())["run_id"]
-    first_commit = mlflow.get_run(run_id).data.tags["git.commit"]
+    return run_id, mlflow.get_run(run_id).data.tags["git.commit"]
+
+
+def pretend_commit(monkeypatch, commit: str) -> None:
     git_state = tracking.git_state
-    monkeypatch.setattr("advnets.tracking.git_state", lambda root: {**git_state(root), "git.commit": "c0ffee"})
+    monkeypatch.setattr("advnets.tracking.git_state", lambda root: {**git_state(root), "git.commit": commit})
+
+
+def test_a_resume_with_other_code_keeps_what_changed_and_says_so(workdir, tiny_params, monkeypatch, capsys):
+    run_id, first_commit = run_interrupted_after_epoch_1(tiny_params)
+    pretend_commit(monkeypatch, "c0ffee")
     run_training(tiny_params)
 
     tags = mlflow.get_run(run_id).data.tags
@@ -112,10 +121,7 @@ def test_a_resume_compares_the_stages_dependencies_not_its_outputs_and_keeps_eve
     (workdir / "dvc.yaml").write_text("stages:\n  train:\n    cmd: python code.py\n    deps: [code.py]\n    outs: [log.txt]\n")
     code.write_text("v1")
     output.write_text("first")
-    with pytest.raises(Interrupt):
-        run_training(tiny_params, on_epoch_end=interrupt_after(1))
-    run_id = json.loads(OUT.run_record.read_text())["run_id"]
-    first_commit = mlflow.get_run(run_id).data.tags["git.commit"]
+    run_id, first_commit = run_interrupted_after_epoch_1(tiny_params)
     md5s = {text: hashlib.md5(text.encode()).hexdigest() for text in ("v1", "v2")}
 
     code.write_text("v2")
@@ -124,8 +130,7 @@ def test_a_resume_compares_the_stages_dependencies_not_its_outputs_and_keeps_eve
         patch.setattr("advnets.train.Trainer.train_epoch", lambda self: (_ for _ in ()).throw(Interrupt()))
         with pytest.raises(Interrupt):
             run_training(tiny_params)
-    git_state = tracking.git_state
-    monkeypatch.setattr("advnets.tracking.git_state", lambda root: {**git_state(root), "git.commit": "c0ffee"})
+    pretend_commit(monkeypatch, "c0ffee")
     run_training(tiny_params)
 
     first_change = f"dvc.md5.code.py: {md5s['v1']} -> {md5s['v2']}"

@@ -35,17 +35,19 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
 
 def _fsync_folder(folder: Path) -> None:
     """Make a rename survive a power cut: the name lives in the folder's own data (POSIX). Some
-    filesystems (CIFS, some FUSE) cannot sync a folder; the file is in place all the same."""
+    filesystems (CIFS, some FUSE) or permissions do not allow syncing a folder; the file is in
+    place all the same, so that is no failure."""
     if os.name != "posix":
         return
-    fd = os.open(folder, os.O_RDONLY)
     try:
-        os.fsync(fd)
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EACCES, errno.EPERM):
             raise
-    finally:
-        os.close(fd)
 
 
 def _umask() -> int:

@@ -49,9 +49,9 @@ def _seeds(args: argparse.Namespace) -> int:
     return 0
 
 
-def _nothing_found(what: str, uri: str, out: str) -> int:
-    """A summary command that found nothing keeps the file it would have written."""
-    print(f"{what} in {uri}: {out} left as it was", file=sys.stderr)
+def _nothing_found(what: str, uri: str, files: str) -> int:
+    """A summary command that found nothing keeps the files it would have written."""
+    print(f"{what} in {uri}: {files} left as they were", file=sys.stderr)
     return 1
 
 
@@ -65,9 +65,10 @@ def _variants(args: argparse.Namespace) -> int:
     root, params, uri = _config_and_store(args)
     summary = variants_summary(params, uri)
     table = summary["variants"]
-    if not table:
-        return _nothing_found("no finished, scored training run", uri, args.out)
     out = root / args.out
+    if not table:
+        kept = f"{args.out}, {Path(args.out).with_suffix('.md')} and {VARIANTS_FIGURE}"
+        return _nothing_found("no finished, scored training run", uri, kept)
     write_text(out, json.dumps(summary, indent=2) + "\n")
     write_text(out.with_suffix(".md"), variants_markdown(table))
     figure = root / VARIANTS_FIGURE

@@ -69,6 +69,13 @@ def _locked_params(locked: dict[str, Any]) -> dict[str, Any]:
     return {key: value for file in locked.get("params", {}).values() for key, value in _flatten(file).items()}
 
 
+# Opening a missing sqlite store would create it, empty.
+_NO_STORE_HINT = (
+    "a fresh clone has none (mlflow.db is not in git); name the store that holds the runs with "
+    "--tracking-uri or MLFLOW_TRACKING_URI, or make them with `dvc repro`"
+)
+
+
 class RunFinder:
     """MLflow runs by the content they recorded, in every experiment of one store (none if the
     store does not exist: it is not created)."""
@@ -88,10 +95,10 @@ class RunFinder:
         try:
             return bool(self.client.search_runs(self.experiments, max_results=1))
         except mlflow.exceptions.MlflowException as exc:
-            self.error = exc.message
+            self.experiments, self.error = [], exc.message
             return False
 
-    def emptiness(self, uri: str, source: str) -> str:
+    def why_no_runs(self, uri: str, source: str) -> str:
         """Why no output can be traced to a run of this store (it has none, or none to read)."""
         where = f"the MLflow store at {uri} (from {source})"
         if self.missing:
@@ -132,8 +139,9 @@ def chosen_store(root: Path, explicit: str | None = None) -> tuple[str, str]:
     (models/mlflow-run.json), else the project's own."""
     if explicit:
         return explicit, "--tracking-uri"
-    if tracking.user_tracking_uri():
-        return tracking.user_tracking_uri(), "MLFLOW_TRACKING_URI"
+    user = tracking.user_tracking_uri()
+    if user:
+        return user, "MLFLOW_TRACKING_URI"
     record = root / tracking.RUN_RECORD
     if record.is_file():
         return json.loads(record.read_text())["tracking_uri"], tracking.RUN_RECORD
@@ -147,13 +155,6 @@ def existing_store_uri(root: Path, explicit: str | None = None) -> str:
     if tracking.missing_store(uri):
         raise AdvnetsError(f"no MLflow store at {uri} (from {source}): {_NO_STORE_HINT}")
     return uri
-
-
-# Opening a missing sqlite store would create it, empty.
-_NO_STORE_HINT = (
-    "a fresh clone has none (mlflow.db is not in git); name the store that holds the runs with "
-    "--tracking-uri or MLFLOW_TRACKING_URI, or make them with `dvc repro`"
-)
 
 
 def _stale(root: Path, locked: dict[str, Any], pipeline: str = "") -> list[str]:
@@ -218,7 +219,7 @@ def workspace_lineage(root: Path, uri: str | None = None, pipeline: str = "") ->
     stages, mismatches = [], []
     store_has_runs = finder.has_runs()
     if not store_has_runs:  # one line says why, not one per output
-        mismatches.append(f"no output is traced to a run: {finder.emptiness(uri, source)}")
+        mismatches.append(f"no output is traced to a run: {finder.why_no_runs(uri, source)}")
     for stage in declared:
         if stage not in locked:
             mismatches.append(f"stage {stage}: has not run (no dvc.lock entry); run `{_repro(pipeline)}`")
@@ -275,7 +276,7 @@ def run_lineage(root: Path, run_id: str, uri: str | None = None) -> Lineage:
     uri, source = chosen_store(root, uri)
     finder = RunFinder(uri)
     if finder.missing:
-        return Lineage(str(root), tracking.git_state(root), uri, [], [], [], [f"run {run_id}: {finder.emptiness(uri, source)}"])
+        return Lineage(str(root), tracking.git_state(root), uri, [], [], [], [f"run {run_id}: {finder.why_no_runs(uri, source)}"])
     try:
         run = finder.get(run_id)
     except mlflow.exceptions.MlflowException:

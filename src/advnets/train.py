@@ -227,8 +227,9 @@ def _start_run(run_id: str | None, experiment: str, name: str, saved: Path) -> m
 
 
 def _note_resume(run_id: str, epoch: int, lineage: dict[str, str], deps: list[str]) -> None:
-    """Keep in the run's tags what changed since its previous session (code, torch, device), since
-    the lineage tags set next name only this session's; warn if anything did."""
+    """Keep in the run's tags what changed since its previous session (commit, git.dirty, torch,
+    device, the md5 of each stage dependency), since the lineage tags set next name only this
+    session's; warn if anything did."""
     tags = mlflow.get_run(run_id).data.tags
     changes = "; ".join(tracking.lineage_changes(tags, lineage, deps))
     key = f"{tracking.RESUME_TAG}{epoch}"
