@@ -273,4 +273,4 @@ def test_a_store_that_cannot_be_searched_is_said_so_and_nothing_is_traced(tmp_pa
     monkeypatch.setattr(finder.client, "search_runs", unreachable)
     assert not finder.has_runs()
     assert finder.recorded("models/generator.pt", "0" * 32) == []  # no second attempt, no crash
-    assert finder.why_no_runs(uri, "--tracking-uri") == f"the MLflow store at {uri} (from --tracking-uri) could not be read (connection refused)"
+    assert finder.why_no_runs("--tracking-uri") == f"the MLflow store at {uri} (from --tracking-uri) could not be read (connection refused)"

@@ -66,16 +66,16 @@ def _variants(args: argparse.Namespace) -> int:
     summary = variants_summary(params, uri)
     table = summary["variants"]
     out = root / args.out
+    files = f"{args.out}, {Path(args.out).with_suffix('.md')} and {VARIANTS_FIGURE}"
     if not table:
-        kept = f"{args.out}, {Path(args.out).with_suffix('.md')} and {VARIANTS_FIGURE}"
-        return _nothing_found("no finished, scored training run", uri, kept)
+        return _nothing_found("no finished, scored training run", uri, files)
     write_text(out, json.dumps(summary, indent=2) + "\n")
     write_text(out.with_suffix(".md"), variants_markdown(table))
     figure = root / VARIANTS_FIGURE
     figure.parent.mkdir(parents=True, exist_ok=True)
     variant_curves(figure, table, PAPER_TABLE1_MNIST["Adversarial nets"], schedule_spent(params, SPENT_EPOCHS))
     print(variants_markdown(table), end="")
-    print(f"wrote {args.out}, {Path(args.out).with_suffix('.md')} and {VARIANTS_FIGURE}")
+    print(f"wrote {files}")
     return 0
 
 

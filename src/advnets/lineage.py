@@ -81,6 +81,7 @@ class RunFinder:
     store does not exist: it is not created)."""
 
     def __init__(self, uri: str):
+        self.uri = uri
         self.missing = tracking.missing_store(uri)
         self.client = None if self.missing else mlflow.MlflowClient(uri)
         self.error = ""  # why the store could not be read
@@ -98,9 +99,10 @@ class RunFinder:
             self.experiments, self.error = [], exc.message
             return False
 
-    def why_no_runs(self, uri: str, source: str) -> str:
-        """Why no output can be traced to a run of this store (it has none, or none to read)."""
-        where = f"the MLflow store at {uri} (from {source})"
+    def why_no_runs(self, source: str) -> str:
+        """Why no output can be traced to a run of this store (it has none, or none to read);
+        `source`: where its URI came from."""
+        where = f"the MLflow store at {self.uri} (from {source})"
         if self.missing:
             return f"{where} does not exist: {_NO_STORE_HINT}"
         if self.error:
@@ -219,7 +221,7 @@ def workspace_lineage(root: Path, uri: str | None = None, pipeline: str = "") ->
     stages, mismatches = [], []
     store_has_runs = finder.has_runs()
     if not store_has_runs:  # one line says why, not one per output
-        mismatches.append(f"no output is traced to a run: {finder.why_no_runs(uri, source)}")
+        mismatches.append(f"no output is traced to a run: {finder.why_no_runs(source)}")
     for stage in declared:
         if stage not in locked:
             mismatches.append(f"stage {stage}: has not run (no dvc.lock entry); run `{_repro(pipeline)}`")
@@ -276,7 +278,7 @@ def run_lineage(root: Path, run_id: str, uri: str | None = None) -> Lineage:
     uri, source = chosen_store(root, uri)
     finder = RunFinder(uri)
     if finder.missing:
-        return Lineage(str(root), tracking.git_state(root), uri, [], [], [], [f"run {run_id}: {finder.why_no_runs(uri, source)}"])
+        return Lineage(str(root), tracking.git_state(root), uri, [], [], [], [f"run {run_id}: {finder.why_no_runs(source)}"])
     try:
         run = finder.get(run_id)
     except mlflow.exceptions.MlflowException:

@@ -287,11 +287,10 @@ def record_stage(
     already on the training run with another value (MLflow params are write-once) is kept there,
     with a warning. Returns the nested run's id, or None when the training run is not in the store."""
     root = repo_root()
-    uri, parent_id = tracking_uri(root), read_run_id(run_record)
+    uri, parent_id = use_store(root), read_run_id(run_record)  # pointing at a store opens nothing
     if missing_store(uri):  # opening it would create it, empty
         print(f"warning: there is no MLflow store at {uri}; {stage} results not logged there")
         return None
-    use_store(root)
     try:
         parent = mlflow.MlflowClient().get_run(parent_id)
     except mlflow.exceptions.MlflowException:
