@@ -1,5 +1,6 @@
 """The summary commands against a store that does not exist, or holds nothing of the kind."""
 
+import json
 import shutil
 
 import pytest
@@ -42,3 +43,28 @@ def test_the_refusal_names_where_the_store_came_from(clone, monkeypatch, capsys)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{clone / 'typo.db'}")
     assert main(["seeds", "--root", str(clone)]) == 2
     assert f"no MLflow store at sqlite:///{clone / 'typo.db'} (from MLFLOW_TRACKING_URI)" in capsys.readouterr().err
+
+
+def test_a_summary_from_a_new_store_adds_to_the_committed_one(clone, empty_mlflow_store, monkeypatch, raw_params, capsys):
+    from test_seeds import log_training
+
+    from advnets.params import validate
+    from conftest import override
+
+    shutil.copy(empty_mlflow_store, clone / "mlflow.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{clone / 'mlflow.db'}")
+    monkeypatch.chdir(clone)
+    committed = json.loads((clone / "metrics/variants.json").read_text())["variants"]
+    new = log_training(validate(override(raw_params, {"train": {"seed": 0, "epochs": 3000}})), 220.0)
+
+    assert main(["variants", "--root", str(clone)]) == 0
+    table = json.loads((clone / "metrics/variants.json").read_text())["variants"]
+    assert [row["changes"] for row in table if row["changes"] != {"train.epochs": "3000"}] == [row["changes"] for row in committed]
+    assert [seed["run_id"] for row in table if row["changes"] == {"train.epochs": "3000"} for seed in row["seeds"]] == [new]
+    kept = sum(row["n_seeds"] for row in committed)
+    assert f"kept {kept} seed(s) of the earlier metrics/variants.json" in capsys.readouterr().out
+
+    assert main(["variants", "--root", str(clone), "--replace"]) == 0
+    assert [row["changes"] for row in json.loads((clone / "metrics/variants.json").read_text())["variants"]] == [
+        {"train.epochs": "3000"}
+    ]

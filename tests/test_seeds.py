@@ -134,3 +134,42 @@ def test_a_stored_variants_table_is_used_only_for_its_own_configuration(tmp_path
     assert stored_summary(params, path)["variants"] == [row]
     other_lr = validate(override(copy.deepcopy(raw_params), {"train": {"lr": 0.05}}))
     assert stored_summary(other_lr, path) is None
+
+
+def test_a_rewrite_keeps_the_earlier_seeds_the_store_has_no_run_of(workdir, raw_params):
+    seed = {s: validate(override(raw_params, {"train": {"seed": s}})) for s in (0, 2)}
+    new0 = log_training(seed[0], 200.0)
+    new2 = log_training(seed[2], 210.0)
+    earlier = {"config": config_filter(seed[0]), **summarise([
+        {"seed": 0, "test_ll_mean": 100.0, "run_id": "lost0"},  # the store has a newer run of seed 0
+        {"seed": 1, "test_ll_mean": 230.0, "run_id": "lost1"},  # and none of seed 1
+    ])}
+
+    summary = seed_summary(seed[0], tracking.tracking_uri(workdir), earlier)
+    assert [(row["seed"], row["run_id"]) for row in summary["seeds"]] == [(0, new0), (1, "lost1"), (2, new2)]
+    assert summary["not_in_store"] == ["lost1"]
+    assert summary["test_ll_mean"] == pytest.approx(213.3333333)
+    assert seed_summary(seed[0], tracking.tracking_uri(workdir))["not_in_store"] == []
+
+
+def test_a_rewritten_variants_table_keeps_what_the_store_lacks(workdir, raw_params):
+    def config(**train):
+        return validate(override(copy.deepcopy(raw_params), {"train": train}))
+
+    new0 = log_training(config(seed=0), 180.0)
+    alternating = log_training(config(seed=0, update="alternating"), 150.0)
+    earlier = {
+        "config": config_filter(config()),
+        "variants": [
+            {"changes": {}, **summarise([{"seed": 0, "test_ll_mean": 170.0, "run_id": "old0"},
+                                         {"seed": 1, "test_ll_mean": 190.0, "run_id": "old1"}])},
+            {"changes": {"train.epochs": "1000"}, **summarise([{"seed": 0, "test_ll_mean": 214.0, "run_id": "long"}])},
+        ],
+    }
+
+    summary = variants_summary(config(), tracking.tracking_uri(workdir), earlier)
+    table = summary["variants"]
+    assert [row["changes"] for row in table] == [{}, {"train.epochs": "1000"}, {"train.update": "alternating"}]
+    assert [[seed["run_id"] for seed in row["seeds"]] for row in table] == [[new0, "old1"], ["long"], [alternating]]
+    assert [row["test_ll_mean"] for row in table] == [185.0, 214.0, 150.0]  # recomputed with the kept seeds
+    assert summary["not_in_store"] == ["old1", "long"]

@@ -31,13 +31,26 @@ def _config_and_store(args: argparse.Namespace):
     return root, load_params(root / "params.yaml"), existing_store_uri(root, args.tracking_uri)
 
 
+def _earlier_summary(args: argparse.Namespace, root: Path, params):
+    """The summary at --out that a rewrite adds to (none with --replace)."""
+    from advnets.seeds import stored_summary
+
+    return None if args.replace else stored_summary(params, root / args.out)
+
+
+def _kept(summary: dict, uri: str, out: str) -> None:
+    if summary["not_in_store"]:
+        print(f"kept {len(summary['not_in_store'])} seed(s) of the earlier {out} whose runs {uri} does not hold "
+              "(--replace drops them)")
+
+
 def _seeds(args: argparse.Namespace) -> int:
     from advnets.atomic import write_text
     from advnets.seeds import seed_summary
 
     root, params, uri = _config_and_store(args)
-    summary = seed_summary(params, uri)
-    if not summary["n_seeds"]:
+    summary = seed_summary(params, uri, _earlier_summary(args, root, params))
+    if summary["n_seeds"] == len(summary["not_in_store"]):
         return _nothing_found("no scored training run of params.yaml's configuration", uri, args.out)
     write_text(root / args.out, json.dumps(summary, indent=2) + "\n")
     for row in summary["seeds"]:
@@ -45,6 +58,7 @@ def _seeds(args: argparse.Namespace) -> int:
         print(f"seed {row['seed']}: {row['test_ll_mean']:.1f}{se}  run {row['run_id']}")
     if summary["n_seeds"] > 1:
         print(f"{summary['n_seeds']} seeds: {summary['test_ll_mean']:.1f} (sd {summary['test_ll_sd']:.1f})")
+    _kept(summary, uri, args.out)
     print(f"wrote {args.out}")
     return 0
 
@@ -63,11 +77,11 @@ def _variants(args: argparse.Namespace) -> int:
     from advnets.seeds import variants_markdown, variants_summary
 
     root, params, uri = _config_and_store(args)
-    summary = variants_summary(params, uri)
+    summary = variants_summary(params, uri, _earlier_summary(args, root, params))
     table = summary["variants"]
     out = root / args.out
     files = f"{args.out}, {Path(args.out).with_suffix('.md')} and {VARIANTS_FIGURE}"
-    if not table:
+    if sum(row["n_seeds"] for row in table) == len(summary["not_in_store"]):
         return _nothing_found("no finished, scored training run", uri, files)
     write_text(out, json.dumps(summary, indent=2) + "\n")
     write_text(out.with_suffix(".md"), variants_markdown(table))
@@ -75,6 +89,7 @@ def _variants(args: argparse.Namespace) -> int:
     figure.parent.mkdir(parents=True, exist_ok=True)
     variant_curves(figure, table, PAPER_TABLE1_MNIST["Adversarial nets"], schedule_spent(params, SPENT_EPOCHS))
     print(variants_markdown(table), end="")
+    _kept(summary, uri, args.out)
     print(f"wrote {files}")
     return 0
 
@@ -128,6 +143,14 @@ def _command(commands, name: str, handler, help: str, description: str | None = 
     return command
 
 
+def _replace_flag(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--replace", action="store_true",
+        help="write only what the store holds; by default the seeds of the file already at --out (of this "
+        "configuration) whose runs the store lacks are kept, so a new or partial store forgets no result",
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="advnets", description=__doc__)
     commands = main.add_subparsers(dest="command", required=True)
@@ -152,6 +175,7 @@ def parser() -> argparse.ArgumentParser:
         "equal params.yaml's; write per-seed results, their mean and sd (n - 1), and the run ids.",
     )
     seeds.add_argument("--out", default="metrics/seeds.json", help="where to write (relative to --root)")
+    _replace_flag(seeds)
 
     variants = _command(
         commands, "variants", _variants,
@@ -161,6 +185,7 @@ def parser() -> argparse.ArgumentParser:
         "newest run of each seed, the mean and sd (n - 1) across seeds, and the selected epochs.",
     )
     variants.add_argument("--out", default="metrics/variants.json", help="where to write (relative to --root)")
+    _replace_flag(variants)
 
     publish = _command(
         commands, "publish", _publish,

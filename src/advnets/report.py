@@ -125,7 +125,8 @@ def _seeds_section(seeds: dict[str, Any] | None) -> list[str]:
             "",
         ]
     lines += [
-        "Every seed of this configuration in the MLflow store (`advnets seeds`; the newest run of each seed):",
+        "Every seed of this configuration that `advnets seeds` has found in the MLflow store (the newest run "
+        "of each seed; a seed whose run a later store lacks is kept):",
         "",
         "| seed | test log-likelihood | selected epoch | MLflow run | DVC experiment | commit | generator md5 |",
         "|---|---|---|---|---|---|---|",
@@ -161,7 +162,8 @@ def _variants_section(params: Params, variants: dict[str, Any] | None, paper_row
         ]
     return lines + [
         *_length_bound(params),
-        "Every configuration in the MLflow store (`advnets variants`, `metrics/variants.md`), as "
+        "Every configuration that `advnets variants` has found in the MLflow store (`metrics/variants.md`; a "
+        "seed whose run a later store lacks is kept), as "
         f"its changes from params.yaml; their validation curves are in [{VARIANTS_FIGURE}](../{VARIANTS_FIGURE}):",
         "",
         *variants_table(variants["variants"]),

@@ -66,9 +66,21 @@ def seed_runs(params: Params, uri: str) -> list[mlflow.entities.Run]:
     return newest_per_seed([run for run in scored_runs(params, uri) if not changes(run, wanted)])
 
 
-def variants_summary(params: Params, uri: str) -> dict[str, Any]:
-    """`variants` with the configuration they were compared against (for `stored_summary`)."""
-    return {"config": config_filter(params), "variants": variants(params, uri)}
+def variants_summary(params: Params, uri: str, earlier: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`variants` with the configuration they were compared against (for `stored_summary`).
+    earlier: the table written before (`stored_summary`); each of its seeds that the store has no
+    run of, in the same variant, is kept, and its run id listed in `not_in_store`."""
+    table, kept = variants(params, uri), []
+    if earlier:
+        rows = {_variant_key(row["changes"]): row for row in table}
+        for old in earlier["variants"]:
+            row = rows.get(_variant_key(old["changes"]))
+            seeds, ids = with_earlier_seeds(row["seeds"] if row else [], old["seeds"])
+            if ids:
+                rows[_variant_key(old["changes"])] = {"changes": old["changes"], **summarise(seeds)}
+                kept += ids
+        table = _in_table_order(rows.values())
+    return {"config": config_filter(params), "variants": table, "not_in_store": kept}
 
 
 def variants(params: Params, uri: str) -> list[dict[str, Any]]:
@@ -80,11 +92,28 @@ def variants(params: Params, uri: str) -> list[dict[str, Any]]:
         diff = changes(run, wanted)
         groups.setdefault(json.dumps(diff), (diff, []))[1].append(run)
     client = mlflow.MlflowClient(uri)
-    table = [
+    return _in_table_order(
         {"changes": diff, **summarise([seed_row(r, client) for r in newest_per_seed(runs)])}
         for diff, runs in groups.values()
-    ]
-    return sorted(table, key=lambda row: (bool(row["changes"]), -row["test_ll_mean"]))
+    )
+
+
+def _in_table_order(rows) -> list[dict[str, Any]]:
+    """params.yaml's own configuration first (no changes), then by mean score."""
+    return sorted(rows, key=lambda row: (bool(row["changes"]), -row["test_ll_mean"]))
+
+
+def _variant_key(changes: dict[str, str]) -> str:
+    return json.dumps(changes, sort_keys=True)
+
+
+def with_earlier_seeds(found: list[dict[str, Any]], earlier: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The store's seed rows, plus an earlier summary's rows of the seeds the store has no run of
+    (runs made in a store since lost, or in another one): rewriting a summary from a new store adds
+    to it and forgets nothing. Returns the rows by seed and the run ids of the kept ones."""
+    have = {row["seed"] for row in found}
+    kept = [row for row in earlier if row["seed"] not in have]
+    return sorted(found + kept, key=lambda row: row["seed"]), [row.get("run_id") for row in kept]
 
 
 def variants_markdown(table: list[dict[str, Any]]) -> str:
@@ -92,7 +121,8 @@ def variants_markdown(table: list[dict[str, Any]]) -> str:
         [
             "# Variants: Parzen test log-likelihood by configuration",
             "",
-            "Written by `advnets variants` from the MLflow store; changes are relative to params.yaml.",
+            "Written by `advnets variants` from the MLflow store (adding to the table written before: a seed "
+            "whose run the store lacks is kept); changes are relative to params.yaml.",
             "",
             *variants_table(table),
         ]
@@ -142,7 +172,12 @@ def stored_summary(params: Params, path: Path) -> dict[str, Any] | None:
     return summary if of_this and (summary.get("n_seeds") or summary.get("variants")) else None
 
 
-def seed_summary(params: Params, uri: str) -> dict[str, Any]:
+def seed_summary(params: Params, uri: str, earlier: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every seed of params.yaml's configuration in the store, their mean and sd. earlier: the
+    summary written before (`stored_summary`); its seeds the store has no run of are kept, and
+    their run ids listed in `not_in_store`."""
     client = mlflow.MlflowClient(uri)
-    return {"config": config_filter(params), **summarise([seed_row(run, client) for run in seed_runs(params, uri)])}
+    found = [seed_row(run, client) for run in seed_runs(params, uri)]
+    rows, kept = with_earlier_seeds(found, earlier["seeds"] if earlier else [])
+    return {"config": config_filter(params), **summarise(rows), "not_in_store": kept}
 
