@@ -90,7 +90,7 @@ def variants(params: Params, uri: str) -> list[dict[str, Any]]:
     groups: dict[str, tuple[dict[str, str], list[mlflow.entities.Run]]] = {}
     for run in scored_runs(params, uri):
         diff = changes(run, wanted)
-        groups.setdefault(json.dumps(diff), (diff, []))[1].append(run)
+        groups.setdefault(_variant_key(diff), (diff, []))[1].append(run)
     client = mlflow.MlflowClient(uri)
     return _in_table_order(
         {"changes": diff, **summarise([seed_row(r, client) for r in newest_per_seed(runs)])}
