@@ -1,5 +1,9 @@
 import shutil
 import subprocess
+import sys
+import time
+
+import mlflow
 
 from advnets import tracking
 from advnets.data import md5_of
@@ -93,3 +97,35 @@ def test_a_stage_after_training_creates_no_store_to_log_to(tmp_path, monkeypatch
     assert tracking.record_stage("sample", {"sample.n": 10}) is None
     assert f"no MLflow store at sqlite:///{tmp_path / 'mlflow.db'}; sample results not logged" in capsys.readouterr().out
     assert not (tmp_path / "mlflow.db").exists()
+
+
+OPEN_WHEN_TOLD = """
+import sys, time
+from pathlib import Path
+from advnets import tracking
+root = Path(sys.argv[1])
+(root / f"ready-{sys.argv[2]}").touch()
+while not (root / "go").exists():
+    time.sleep(0.005)
+print(tracking.experiment_id("advnets-race", root))
+"""
+
+
+def test_processes_that_open_a_new_store_at_once_share_it(tmp_path, monkeypatch):
+    """As `dvc queue start -j 3` does on a fresh clone: without the lock, each process creates the
+    store's tables and all but one fail."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", OPEN_WHEN_TOLD, str(tmp_path), str(i)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for i in range(3)
+    ]
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("ready-*"))) < len(procs) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (tmp_path / "go").touch()
+    results = [proc.communicate(timeout=120) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0], [err[-500:] for _, err in results]
+    assert len({out.strip() for out, _ in results}) == 1  # one experiment, the same id for all
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert [e.name for e in client.search_experiments(filter_string="name = 'advnets-race'")] == ["advnets-race"]

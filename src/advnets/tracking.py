@@ -3,6 +3,7 @@ says otherwise, absolute paths throughout, and the lineage tags every run carrie
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ from typing import Any
 import mlflow
 import torch
 import yaml
+from filelock import FileLock
 from mlflow.data.http_dataset_source import HTTPDatasetSource
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import Metric, Param
@@ -61,18 +63,24 @@ def tracking_uri(root: Path) -> str:
     return user_tracking_uri() or f"sqlite:///{(root / 'mlflow.db').resolve()}"
 
 
-def missing_store(uri: str) -> bool:
-    """Whether uri names a sqlite file that does not exist: MLflow would create an empty store
-    just by opening it (a fresh clone has none: mlflow.db is not in git). Read as SQLAlchemy reads
-    it (query string, %-escapes, sqlite+driver); a server or an in-memory store is never missing."""
+def sqlite_file(uri: str) -> Path | None:
+    """The file of a sqlite store URI, read as SQLAlchemy reads it (query string, %-escapes,
+    sqlite+driver); None for a server or an in-memory store."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
         url = make_url(uri)
     except ArgumentError:  # not a database URL, e.g. "databricks"
-        return False
-    return url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") and not Path(url.database).is_file()
+        return None
+    return Path(url.database) if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") else None
+
+
+def missing_store(uri: str) -> bool:
+    """Whether uri names a sqlite file that does not exist: MLflow would create an empty store
+    just by opening it (a fresh clone has none: mlflow.db is not in git)."""
+    path = sqlite_file(uri)
+    return path is not None and not path.is_file()
 
 
 def use_store(root: Path) -> str:
@@ -85,16 +93,25 @@ def use_store(root: Path) -> str:
     return uri
 
 
+def store_lock(uri: str) -> contextlib.AbstractContextManager:
+    """A lock across processes on a sqlite store, for opening it and creating an experiment:
+    processes that open a new store at once (`dvc queue start -j 2` on a fresh clone) would
+    otherwise all create its tables, and all but one fail ("duplicate column name"), or create one
+    experiment twice. A server takes care of its own."""
+    path = sqlite_file(uri)
+    return FileLock(f"{path}.lock") if path is not None else contextlib.nullcontext()
+
+
 def experiment_id(name: str, root: Path) -> str:
-    """Point MLflow at the store; the experiment's id, created with an absolute artifact folder
-    beside our embedded store (a user's own server decides its artifact store itself)."""
+    """Point MLflow at the store and open it; the experiment's id, created with an absolute
+    artifact folder beside our embedded store (a user's own server decides its artifact store)."""
     own_store = user_tracking_uri() is None
-    use_store(root)
-    existing = mlflow.get_experiment_by_name(name)
-    if existing is not None:
-        return existing.experiment_id
-    location = (root / "mlartifacts").resolve().as_uri() if own_store else None
-    return mlflow.create_experiment(name, artifact_location=location)
+    with store_lock(use_store(root)):
+        existing = mlflow.get_experiment_by_name(name)  # opens the store: MLflow creates its tables
+        if existing is not None:
+            return existing.experiment_id
+        location = (root / "mlartifacts").resolve().as_uri() if own_store else None
+        return mlflow.create_experiment(name, artifact_location=location)
 
 
 def git_state(root: Path) -> dict[str, str]:
