@@ -45,26 +45,49 @@ def test_the_refusal_names_where_the_store_came_from(clone, monkeypatch, capsys)
     assert f"no MLflow store at sqlite:///{clone / 'typo.db'} (from MLFLOW_TRACKING_URI)" in capsys.readouterr().err
 
 
-def test_a_summary_from_a_new_store_adds_to_the_committed_one(clone, empty_mlflow_store, monkeypatch, raw_params, capsys):
-    from test_seeds import log_training
-
-    from advnets.params import validate
-    from conftest import override
-
+@pytest.fixture
+def new_store(clone, empty_mlflow_store, monkeypatch):
+    """The clone with an empty store of its own, as after losing the one that made its summaries."""
     shutil.copy(empty_mlflow_store, clone / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{clone / 'mlflow.db'}")
     monkeypatch.chdir(clone)
-    committed = json.loads((clone / "metrics/variants.json").read_text())["variants"]
+    return clone
+
+
+def test_a_summary_from_a_new_store_adds_to_the_one_there(new_store, raw_params, capsys):
+    from test_seeds import log_training
+
+    from advnets.params import validate
+    from advnets.seeds import config_filter, summarise
+    from conftest import override
+
+    def lost(run_id, score, epoch):  # a seed row as `advnets variants` writes it, less what is optional
+        return {"seed": 0, "test_ll_mean": score, "run_id": run_id, "selected_epoch": epoch, "git_commit": "0123abc",
+                "d_fake_last": 0.43}
+
+    earlier = {"config": config_filter(validate(raw_params)), "variants": [
+        {"changes": {}, **summarise([lost("lost0", 180.0, 245)])},
+        {"changes": {"train.epochs": "1000"}, **summarise([lost("lost1", 214.0, 975)])},
+    ]}
+    (new_store / "metrics/variants.json").write_text(json.dumps(earlier))
     new = log_training(validate(override(raw_params, {"train": {"seed": 0, "epochs": 3000}})), 220.0)
 
-    assert main(["variants", "--root", str(clone)]) == 0
-    table = json.loads((clone / "metrics/variants.json").read_text())["variants"]
-    assert [row["changes"] for row in table if row["changes"] != {"train.epochs": "3000"}] == [row["changes"] for row in committed]
-    assert [seed["run_id"] for row in table if row["changes"] == {"train.epochs": "3000"} for seed in row["seeds"]] == [new]
-    kept = sum(row["n_seeds"] for row in committed)
-    assert f"kept {kept} seed(s) of the earlier metrics/variants.json" in capsys.readouterr().out
-
-    assert main(["variants", "--root", str(clone), "--replace"]) == 0
-    assert [row["changes"] for row in json.loads((clone / "metrics/variants.json").read_text())["variants"]] == [
-        {"train.epochs": "3000"}
+    assert main(["variants", "--root", str(new_store)]) == 0
+    written = json.loads((new_store / "metrics/variants.json").read_text())
+    assert [(row["changes"], [seed["run_id"] for seed in row["seeds"]]) for row in written["variants"]] == [
+        ({}, ["lost0"]), ({"train.epochs": "3000"}, [new]), ({"train.epochs": "1000"}, ["lost1"])
     ]
+    assert written["not_in_store"] == ["lost0", "lost1"]
+    assert "kept 2 seed(s) of the earlier metrics/variants.json" in capsys.readouterr().out
+
+    assert main(["variants", "--root", str(new_store), "--replace"]) == 0
+    written = json.loads((new_store / "metrics/variants.json").read_text())
+    assert [row["changes"] for row in written["variants"]] == [{"train.epochs": "3000"}] and written["not_in_store"] == []
+
+
+@pytest.mark.parametrize("command, out", [("seeds", "metrics/seeds.json"), ("variants", "metrics/variants.json")])
+def test_a_file_that_is_no_summary_is_refused_and_kept(new_store, command, out, capsys):
+    (new_store / out).write_text("<<<<<<< HEAD\n")
+    assert main([command, "--root", str(new_store)]) == 2
+    assert "is not JSON" in capsys.readouterr().err
+    assert (new_store / out).read_text() == "<<<<<<< HEAD\n"

@@ -198,8 +198,11 @@ def test_queued_experiments_log_to_the_repositorys_store_and_seeds_summarise_the
     assert {row["dvc_experiment"] for row in summary["seeds"][1:]} == {run.data.tags["DVC_EXP_NAME"] for run in queued}
 
     repo.run("advnets", "variants")  # all three seeds are of params.yaml's configuration
-    (variant,) = json.loads((repo.root / "metrics" / "variants.json").read_text())["variants"]
-    assert variant["changes"] == {} and variant["n_seeds"] == 3
+    table = json.loads((repo.root / "metrics" / "variants.json").read_text())
+    (variant,) = [row for row in table["variants"] if row["changes"] == {}]
+    assert variant["n_seeds"] == 3 and not {row["run_id"] for row in variant["seeds"]} & set(table["not_in_store"])
+    # the committed table's runs (of the project's params.yaml) are kept, as changes from this one's
+    assert len(table["variants"]) > 1 and table["not_in_store"]
     for row in variant["seeds"]:  # every scored epoch, the selected one among them
         epochs = [epoch for epoch, _ in row["valid_curve"]]
         assert epochs == sorted(epochs) and row["selected_epoch"] in epochs

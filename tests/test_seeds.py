@@ -8,8 +8,10 @@ import pytest
 from advnets import tracking
 from advnets.params import validate
 from advnets.report import best_of_the_paper
+from advnets.errors import AdvnetsError
 from advnets.seeds import (
     config_filter,
+    earlier_summary,
     seed_summary,
     stored_summary,
     summarise,
@@ -60,7 +62,8 @@ def test_the_newest_scored_run_of_each_seed_of_this_configuration(workdir, raw_p
     other = validate(override(raw_params, {"train": {"seed": 2, "lr": 0.05}}))
     log_training(other, 999.0)  # another configuration
 
-    summary = seed_summary(seed[0], tracking.tracking_uri(workdir))
+    summary, notes = seed_summary(seed[0], tracking.tracking_uri(workdir))
+    assert notes == [] and summary["not_in_store"] == []
     assert [(row["seed"], row["run_id"]) for row in summary["seeds"]] == [(0, seed0), (1, seed1)]
     assert old_seed0 not in {row["run_id"] for row in summary["seeds"]}
     assert summary["seeds"][0]["dvc_experiment"] == "exp-a"
@@ -83,7 +86,7 @@ def test_variants_group_runs_by_their_changes_from_the_configuration(workdir, ra
     log_training(config(seed=0, d_loss_scale=1.0, epochs=300), 170.0, curve={50: 120.0})
     log_training(config(seed=0, epochs=1000), 188.0)
 
-    summary = variants_summary(base[0], tracking.tracking_uri(workdir))
+    summary, _ = variants_summary(base[0], tracking.tracking_uri(workdir))
     table = summary["variants"]
 
     assert summary["config"] == config_filter(base[0])
@@ -144,12 +147,20 @@ def test_a_rewrite_keeps_the_earlier_seeds_the_store_has_no_run_of(workdir, raw_
         {"seed": 0, "test_ll_mean": 100.0, "run_id": "lost0"},  # the store has a newer run of seed 0
         {"seed": 1, "test_ll_mean": 230.0, "run_id": "lost1"},  # and none of seed 1
     ])}
+    uri = tracking.tracking_uri(workdir)
 
-    summary = seed_summary(seed[0], tracking.tracking_uri(workdir), earlier)
+    summary, notes = seed_summary(seed[0], uri, earlier)
     assert [(row["seed"], row["run_id"]) for row in summary["seeds"]] == [(0, new0), (1, "lost1"), (2, new2)]
     assert summary["not_in_store"] == ["lost1"]
     assert summary["test_ll_mean"] == pytest.approx(213.3333333)
-    assert seed_summary(seed[0], tracking.tracking_uri(workdir))["not_in_store"] == []
+    assert notes == [f"seed 0: run {new0} of the store replaces run lost0"]
+
+    # an earlier summary of another configuration is not carried over, and that is said
+    other = validate(override(copy.deepcopy(raw_params), {"train": {"lr": 0.05}}))
+    summary, notes = seed_summary(seed[0], uri, {**earlier, "config": config_filter(other)})
+    assert [row["run_id"] for row in summary["seeds"]] == [new0, new2] and summary["not_in_store"] == []
+    assert notes == ["the earlier summary was of another configuration (it differs in train.lr): its 2 seed(s) "
+                     "are not carried over"]
 
 
 def test_a_rewritten_variants_table_keeps_what_the_store_lacks(workdir, raw_params):
@@ -167,9 +178,48 @@ def test_a_rewritten_variants_table_keeps_what_the_store_lacks(workdir, raw_para
         ],
     }
 
-    summary = variants_summary(config(), tracking.tracking_uri(workdir), earlier)
+    summary, notes = variants_summary(config(), tracking.tracking_uri(workdir), earlier)
     table = summary["variants"]
     assert [row["changes"] for row in table] == [{}, {"train.epochs": "1000"}, {"train.update": "alternating"}]
     assert [[seed["run_id"] for seed in row["seeds"]] for row in table] == [[new0, "old1"], ["long"], [alternating]]
     assert [row["test_ll_mean"] for row in table] == [185.0, 214.0, 150.0]  # recomputed with the kept seeds
     assert summary["not_in_store"] == ["old1", "long"]
+    assert notes == [f"params.yaml's configuration, seed 0: run {new0} of the store replaces run old0"]
+
+
+def test_an_earlier_table_of_another_configuration_is_compared_afresh(workdir, raw_params):
+    """params.yaml changed since the table was written: its rows keep their runs, as changes from
+    the new params.yaml, as the store's runs are."""
+    def config(**train):
+        return validate(override(copy.deepcopy(raw_params), {"train": train}))
+
+    longer = config(epochs=1000)  # params.yaml now asks for 1000 epochs
+    new = log_training(config(seed=0, epochs=1000), 214.0)
+    earlier = {
+        "config": config_filter(config()),  # written when params.yaml had 250
+        "variants": [
+            {"changes": {}, **summarise([{"seed": 1, "test_ll_mean": 182.0, "run_id": "s1"}])},
+            {"changes": {"train.epochs": "1000"}, **summarise([{"seed": 1, "test_ll_mean": 212.0, "run_id": "l1"}])},
+            {"changes": {"select.every": "absent"}, **summarise([{"seed": 0, "test_ll_mean": 160.0, "run_id": "old"}])},
+        ],
+    }
+
+    summary, _ = variants_summary(longer, tracking.tracking_uri(workdir), earlier)
+    rows = {json.dumps(row["changes"]): [seed["run_id"] for seed in row["seeds"]] for row in summary["variants"]}
+    assert rows == {
+        "{}": [new, "l1"],
+        json.dumps({"train.epochs": "250"}): ["s1"],
+        json.dumps({"select.every": "absent", "train.epochs": "250"}): ["old"],
+    }
+
+
+def test_an_earlier_summary_that_is_not_one_is_refused(tmp_path):
+    path = tmp_path / "seeds.json"
+    assert earlier_summary(path, "seeds") is None
+    path.write_text("<<<<<<< HEAD\n")
+    with pytest.raises(AdvnetsError, match="is not JSON .*--replace"):
+        earlier_summary(path, "seeds")
+    path.write_text(json.dumps({"config": {}, "variants": []}))
+    with pytest.raises(AdvnetsError, match="is not a summary with 'seeds'"):
+        earlier_summary(path, "seeds")
+    assert earlier_summary(path, "variants") == {"config": {}, "variants": []}

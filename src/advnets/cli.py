@@ -31,14 +31,17 @@ def _config_and_store(args: argparse.Namespace):
     return root, load_params(root / "params.yaml"), existing_store_uri(root, args.tracking_uri)
 
 
-def _earlier_summary(args: argparse.Namespace, root: Path, params):
+def _earlier_summary(args: argparse.Namespace, root: Path, key: str):
     """The summary at --out that a rewrite adds to (none with --replace)."""
-    from advnets.seeds import stored_summary
+    from advnets.seeds import earlier_summary
 
-    return None if args.replace else stored_summary(params, root / args.out)
+    return None if args.replace else earlier_summary(root / args.out, key)
 
 
-def _kept(summary: dict, uri: str, out: str) -> None:
+def _said(summary: dict, notes: list[str], uri: str, out: str) -> None:
+    """What a rewrite kept of the file it replaces, and what it did not."""
+    for note in notes:
+        print(note)
     if summary["not_in_store"]:
         print(f"kept {len(summary['not_in_store'])} seed(s) of the earlier {out} whose runs {uri} does not hold "
               "(--replace drops them)")
@@ -49,8 +52,9 @@ def _seeds(args: argparse.Namespace) -> int:
     from advnets.seeds import seed_summary
 
     root, params, uri = _config_and_store(args)
-    summary = seed_summary(params, uri, _earlier_summary(args, root, params))
-    if summary["n_seeds"] == len(summary["not_in_store"]):
+    summary, notes = seed_summary(params, uri, _earlier_summary(args, root, "seeds"))
+    from_store = summary["n_seeds"] - len(summary["not_in_store"])
+    if not from_store:
         return _nothing_found("no scored training run of params.yaml's configuration", uri, args.out)
     write_text(root / args.out, json.dumps(summary, indent=2) + "\n")
     for row in summary["seeds"]:
@@ -58,7 +62,7 @@ def _seeds(args: argparse.Namespace) -> int:
         print(f"seed {row['seed']}: {row['test_ll_mean']:.1f}{se}  run {row['run_id']}")
     if summary["n_seeds"] > 1:
         print(f"{summary['n_seeds']} seeds: {summary['test_ll_mean']:.1f} (sd {summary['test_ll_sd']:.1f})")
-    _kept(summary, uri, args.out)
+    _said(summary, notes, uri, args.out)
     print(f"wrote {args.out}")
     return 0
 
@@ -77,11 +81,12 @@ def _variants(args: argparse.Namespace) -> int:
     from advnets.seeds import variants_markdown, variants_summary
 
     root, params, uri = _config_and_store(args)
-    summary = variants_summary(params, uri, _earlier_summary(args, root, params))
+    summary, notes = variants_summary(params, uri, _earlier_summary(args, root, "variants"))
     table = summary["variants"]
     out = root / args.out
     files = f"{args.out}, {Path(args.out).with_suffix('.md')} and {VARIANTS_FIGURE}"
-    if sum(row["n_seeds"] for row in table) == len(summary["not_in_store"]):
+    from_store = sum(row["n_seeds"] for row in table) - len(summary["not_in_store"])
+    if not from_store:
         return _nothing_found("no finished, scored training run", uri, files)
     write_text(out, json.dumps(summary, indent=2) + "\n")
     write_text(out.with_suffix(".md"), variants_markdown(table))
@@ -89,7 +94,7 @@ def _variants(args: argparse.Namespace) -> int:
     figure.parent.mkdir(parents=True, exist_ok=True)
     variant_curves(figure, table, PAPER_TABLE1_MNIST["Adversarial nets"], schedule_spent(params, SPENT_EPOCHS))
     print(variants_markdown(table), end="")
-    _kept(summary, uri, args.out)
+    _said(summary, notes, uri, args.out)
     print(f"wrote {files}")
     return 0
 

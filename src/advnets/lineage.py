@@ -83,7 +83,7 @@ class RunFinder:
     def __init__(self, uri: str):
         self.uri = uri
         self.missing = tracking.missing_store(uri)
-        self.client = None if self.missing else mlflow.MlflowClient(uri)
+        self.client = None if self.missing else tracking.client(uri)
         self.error = ""  # why the store could not be read
         try:
             self.experiments = [] if self.missing else [e.experiment_id for e in self.client.search_experiments()]

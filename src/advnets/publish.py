@@ -45,7 +45,7 @@ def publish(run_id: str, uri: str, results: Path = RESULTS, force: bool = False,
     """Copy the run's generator artifact, verified against the md5 the run recorded, into
     results/mnist/[VARIANT/]seed-N/ with lineage.json; returns that folder. Another run's
     published folder is replaced only with force."""
-    client = mlflow.MlflowClient(uri)
+    client = tracking.client(uri)
     try:
         run = client.get_run(run_id)
     except mlflow.exceptions.MlflowException:

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import mlflow
 from mlflow.entities import Metric
 
 from advnets import selection, tracking
@@ -114,9 +113,8 @@ def record_run(record_path: Path, generator: Path, root: Path, epochs: int | Non
     (MLFLOW_TRACKING_URI if set)."""
     record, params = load_record(record_path, epochs)
     check_files(record, generator, root / "data")
-    tracking.use_store(root)
-    client = mlflow.MlflowClient()
-    experiment = tracking.experiment_id(params.tracking.experiment, root)
+    experiment = tracking.experiment_id(params.tracking.experiment, root)  # opens the store
+    client = tracking.client()
     generator_tag = f"{tracking.MD5_TAG}models/generator.pt"
     same = client.search_runs(
         [experiment], f"tags.{tracking.TRAINED_BY_TAG} LIKE '%' and tags.`{generator_tag}` = '{record['generator_md5']}'"

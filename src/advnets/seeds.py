@@ -12,6 +12,7 @@ from typing import Any
 import mlflow
 
 from advnets import tracking
+from advnets.errors import AdvnetsError
 from advnets.params import Params
 from advnets.publish import run_lineage_record
 from advnets.report import CURVE_EPOCHS, variants_table
@@ -32,7 +33,7 @@ def config_filter(params: Params) -> dict[str, str]:
 
 def scored_runs(params: Params, uri: str) -> list[mlflow.entities.Run]:
     """Finished training runs with a Parzen score in the params' experiment, newest first."""
-    client = mlflow.MlflowClient(uri)
+    client = tracking.client(uri)
     experiment = client.get_experiment_by_name(params.tracking.experiment)
     if experiment is None:
         return []
@@ -48,7 +49,10 @@ def scored_runs(params: Params, uri: str) -> list[mlflow.entities.Run]:
 
 def changes(run: mlflow.entities.Run, wanted: dict[str, str]) -> dict[str, str]:
     """The run's param values that differ from the configuration's ("absent" if not logged)."""
-    logged = run.data.params
+    return config_changes(run.data.params, wanted)
+
+
+def config_changes(logged: dict[str, str], wanted: dict[str, str]) -> dict[str, str]:
     return {key: logged.get(key, "absent") for key, value in sorted(wanted.items()) if logged.get(key) != value}
 
 
@@ -66,21 +70,28 @@ def seed_runs(params: Params, uri: str) -> list[mlflow.entities.Run]:
     return newest_per_seed([run for run in scored_runs(params, uri) if not changes(run, wanted)])
 
 
-def variants_summary(params: Params, uri: str, earlier: dict[str, Any] | None = None) -> dict[str, Any]:
-    """`variants` with the configuration they were compared against (for `stored_summary`).
-    earlier: the table written before (`stored_summary`); each of its seeds that the store has no
-    run of, in the same variant, is kept, and its run id listed in `not_in_store`."""
-    table, kept = variants(params, uri), []
+def variants_summary(
+    params: Params, uri: str, earlier: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """`variants` with the configuration they were compared against (for `stored_summary`), and
+    what became of the earlier table's seeds, in words. earlier: the table written before
+    (`earlier_summary`), its rows compared with params.yaml afresh (it may have changed since);
+    each of its seeds that the store has no run of, in the same variant, is kept, and its run id
+    listed in `not_in_store`."""
+    wanted = config_filter(params)
+    table, kept, notes = variants(params, uri), [], []
     if earlier:
         rows = {_variant_key(row["changes"]): row for row in table}
         for old in earlier["variants"]:
-            row = rows.get(_variant_key(old["changes"]))
-            seeds, ids = with_earlier_seeds(row["seeds"] if row else [], old["seeds"])
+            diff = config_changes({**earlier["config"], **old["changes"]}, wanted)
+            row = rows.get(_variant_key(diff))
+            seeds, ids, replaced = with_earlier_seeds(row["seeds"] if row else [], old["seeds"])
+            notes += [f"{_named(diff)}, {note}" for note in replaced]
             if ids:
-                rows[_variant_key(old["changes"])] = {"changes": old["changes"], **summarise(seeds)}
+                rows[_variant_key(diff)] = {"changes": diff, **summarise(seeds)}
                 kept += ids
         table = _in_table_order(rows.values())
-    return {"config": config_filter(params), "variants": table, "not_in_store": kept}
+    return {"config": wanted, "variants": table, "not_in_store": kept}, notes
 
 
 def variants(params: Params, uri: str) -> list[dict[str, Any]]:
@@ -91,7 +102,7 @@ def variants(params: Params, uri: str) -> list[dict[str, Any]]:
     for run in scored_runs(params, uri):
         diff = changes(run, wanted)
         groups.setdefault(_variant_key(diff), (diff, []))[1].append(run)
-    client = mlflow.MlflowClient(uri)
+    client = tracking.client(uri)
     return _in_table_order(
         {"changes": diff, **summarise([seed_row(r, client) for r in newest_per_seed(runs)])}
         for diff, runs in groups.values()
@@ -107,13 +118,25 @@ def _variant_key(changes: dict[str, str]) -> str:
     return json.dumps(changes, sort_keys=True)
 
 
-def with_earlier_seeds(found: list[dict[str, Any]], earlier: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+def _named(diff: dict[str, str]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in diff.items()) or "params.yaml's configuration"
+
+
+def with_earlier_seeds(
+    found: list[dict[str, Any]], earlier: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[str], list[str]]:
     """The store's seed rows, plus an earlier summary's rows of the seeds the store has no run of
     (runs made in a store since lost, or in another one): rewriting a summary from a new store adds
-    to it and forgets nothing. Returns the rows by seed and the run ids of the kept ones."""
-    have = {row["seed"] for row in found}
+    to it and forgets nothing. A seed the store has a run of is the store's. Returns the rows by
+    seed, the run ids of the kept ones, and in words each earlier run the store's replaced."""
+    have = {row["seed"]: row for row in found}
     kept = [row for row in earlier if row["seed"] not in have]
-    return sorted(found + kept, key=lambda row: row["seed"]), [row.get("run_id") for row in kept]
+    replaced = [
+        f"seed {row['seed']}: run {have[row['seed']]['run_id']} of the store replaces run {row.get('run_id')}"
+        for row in earlier
+        if row["seed"] in have and have[row["seed"]]["run_id"] != row.get("run_id")
+    ]
+    return sorted(found + kept, key=lambda row: row["seed"]), [row.get("run_id") for row in kept], replaced
 
 
 def variants_markdown(table: list[dict[str, Any]]) -> str:
@@ -121,8 +144,8 @@ def variants_markdown(table: list[dict[str, Any]]) -> str:
         [
             "# Variants: Parzen test log-likelihood by configuration",
             "",
-            "Written by `advnets variants` from the MLflow store (adding to the table written before: a seed "
-            "whose run the store lacks is kept); changes are relative to params.yaml.",
+            "Written by `advnets variants` from the MLflow store and, unless `--replace`, the table before it "
+            "(its seeds that the store lacks: `not_in_store` in variants.json); changes are relative to params.yaml.",
             "",
             *variants_table(table),
         ]
@@ -172,12 +195,34 @@ def stored_summary(params: Params, path: Path) -> dict[str, Any] | None:
     return summary if of_this and (summary.get("n_seeds") or summary.get("variants")) else None
 
 
-def seed_summary(params: Params, uri: str, earlier: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Every seed of params.yaml's configuration in the store, their mean and sd. earlier: the
-    summary written before (`stored_summary`); its seeds the store has no run of are kept, and
-    their run ids listed in `not_in_store`."""
-    client = mlflow.MlflowClient(uri)
+def seed_summary(params: Params, uri: str, earlier: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[str]]:
+    """Every seed of params.yaml's configuration in the store, their mean and sd, and what became
+    of the earlier summary's seeds, in words. earlier: the summary written before
+    (`earlier_summary`); if it is of this configuration, its seeds the store has no run of are
+    kept, and their run ids listed in `not_in_store`."""
+    wanted = config_filter(params)
+    client = tracking.client(uri)
     found = [seed_row(run, client) for run in seed_runs(params, uri)]
-    rows, kept = with_earlier_seeds(found, earlier["seeds"] if earlier else [])
-    return {"config": config_filter(params), **summarise(rows), "not_in_store": kept}
+    notes = []
+    if earlier and earlier["config"] != wanted:
+        differ = sorted(key for key in {*wanted, *earlier["config"]} if wanted.get(key) != earlier["config"].get(key))
+        notes.append(f"the earlier summary was of another configuration (it differs in {', '.join(differ)}): its "
+                     f"{len(earlier['seeds'])} seed(s) are not carried over")
+        earlier = None
+    rows, kept, replaced = with_earlier_seeds(found, earlier["seeds"] if earlier else [])
+    return {"config": wanted, **summarise(rows), "not_in_store": kept}, notes + replaced
 
+
+def earlier_summary(path: Path, key: str) -> dict[str, Any] | None:
+    """The summary already at path (`advnets seeds` or `variants`, with the list `key`) that a
+    rewrite adds to; None if there is no file."""
+    if not path.is_file():
+        return None
+    try:
+        summary = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise AdvnetsError(f"{path} is not JSON ({error}): mend it, or overwrite it with --replace") from None
+    if not (isinstance(summary, dict) and isinstance(summary.get("config"), dict) and isinstance(summary.get(key), list)):
+        raise AdvnetsError(f"{path} is not a summary with '{key}' (another command's file?): name another --out, "
+                           "or overwrite it with --replace")
+    return summary

@@ -102,6 +102,14 @@ def store_lock(uri: str) -> contextlib.AbstractContextManager:
     return FileLock(f"{path}.lock") if path is not None else contextlib.nullcontext()
 
 
+def client(uri: str | None = None) -> mlflow.MlflowClient:
+    """A client of the store at uri (default: the one MLflow points at), made under `store_lock`:
+    making one opens the store, and opening a new one creates its tables."""
+    uri = uri or mlflow.get_tracking_uri()
+    with store_lock(uri):
+        return mlflow.MlflowClient(uri)
+
+
 def experiment_id(name: str, root: Path) -> str:
     """Point MLflow at the store and open it; the experiment's id, created with an absolute
     artifact folder beside our embedded store (a user's own server decides its artifact store)."""
@@ -308,8 +316,9 @@ def record_stage(
     if missing_store(uri):  # opening it would create it, empty
         print(f"warning: there is no MLflow store at {uri}; {stage} results not logged there")
         return None
+    store = client(uri)
     try:
-        parent = mlflow.MlflowClient().get_run(parent_id)
+        parent = store.get_run(parent_id)
     except mlflow.exceptions.MlflowException:
         print(f"warning: MLflow run {parent_id} is not in {uri}; {stage} results not logged there")
         return None
@@ -320,25 +329,24 @@ def record_stage(
             print(f"warning: run {parent_id} keeps {key}={logged[key]} (now {value}); see the metrics files")
     # Through the client: reopening the finished training run with start_run would mark it
     # FAILED if anything here raised, and the model would drop out of the comparisons.
-    client = mlflow.MlflowClient()
     now = int(time.time() * 1000)
-    client.log_batch(
+    store.log_batch(
         parent_id,
         metrics=[Metric(k, v, now, 0) for k, v in (headline or {}).items()],
         params=[Param(k, v) for k, v in values.items() if k not in logged],
     )
     for path in artifacts:
-        client.log_artifact(parent_id, str(path), artifact_path=stage)
+        store.log_artifact(parent_id, str(path), artifact_path=stage)
     tags = {"mlflow.parentRunId": parent_id, **lineage_tags(workspace(), stage, pipeline=pipeline)}
-    child = client.create_run(parent.info.experiment_id, run_name=stage, tags=tags)
+    child = store.create_run(parent.info.experiment_id, run_name=stage, tags=tags)
     status = "FAILED"
     try:
-        client.log_batch(
+        store.log_batch(
             child.info.run_id,
             metrics=[Metric(k, v, now, 0) for k, v in (metrics or {}).items()],
             params=[Param(k, v) for k, v in values.items()],
         )
         status = "FINISHED"
     finally:
-        client.set_terminated(child.info.run_id, status)
+        store.set_terminated(child.info.run_id, status)
     return child.info.run_id

@@ -286,7 +286,7 @@ def _log_unlogged_epochs(run_id: str, history: list[dict], scores: list[dict]) -
     checkpoint but before logging the epoch would otherwise leave a gap in its metrics."""
     if not history:
         return
-    logged = {m.step for m in mlflow.MlflowClient().get_metric_history(run_id, "d_loss")}
+    logged = {m.step for m in tracking.client().get_metric_history(run_id, "d_loss")}
     by_epoch = {score["epoch"]: score for score in scores}
     for row in history:
         if row["epoch"] not in logged:
