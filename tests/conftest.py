@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from filelock import FileLock
 
 from advnets.atomic import staged_dir
 from advnets.data import CONTENT_MD5, MIRROR_ENV, download, from_mirror, prepare_mnist
@@ -38,12 +39,14 @@ def mnist_mirror() -> Path:
         from_mirror(local)  # refused, naming the files, if it lacks any
         return local
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "advnets" / "mnist"
-    if not all((cache / f"{name}.gz").is_file() for name in CONTENT_MD5):
-        try:
-            with staged_dir(cache) as (_, fetched):  # the cache appears whole, or not at all
-                download(fetched)
-        except OSError as exc:
-            pytest.fail(f"cannot download MNIST into {cache} ({exc}); set ${MIRROR_ENV} to a folder of its four .gz files")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{cache}.lock"):  # the test workers download it once between them
+        if not all((cache / f"{name}.gz").is_file() for name in CONTENT_MD5):
+            try:
+                with staged_dir(cache) as (_, fetched):  # the cache appears whole, or not at all
+                    download(fetched)
+            except OSError as exc:
+                pytest.fail(f"cannot download MNIST into {cache} ({exc}); set ${MIRROR_ENV} to a folder of its four .gz files")
     return cache
 
 
