@@ -1,7 +1,9 @@
+import contextlib
 import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import mlflow
 
@@ -130,3 +132,13 @@ def test_processes_that_open_a_new_store_at_once_share_it(tmp_path, monkeypatch)
     assert len({out.strip() for out, _ in results}) == 1  # one experiment, the same id for all
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert [e.name for e in client.search_experiments(filter_string="name = 'advnets-race'")] == ["advnets-race"]
+
+
+def test_a_store_in_a_folder_that_cannot_be_written_is_read_without_the_lock(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert not isinstance(tracking.store_lock(uri), contextlib.nullcontext)
+    assert isinstance(tracking.store_lock("http://127.0.0.1:5000"), contextlib.nullcontext)
+    monkeypatch.setattr(tracking.os, "access", lambda path, mode: Path(path) != tmp_path)  # as on a read-only mount
+    with tracking.store_lock(uri):
+        pass
+    assert not (tmp_path / "mlflow.db.lock").exists()

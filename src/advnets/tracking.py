@@ -97,9 +97,12 @@ def store_lock(uri: str) -> contextlib.AbstractContextManager:
     """A lock across processes on a sqlite store, for opening it and creating an experiment:
     processes that open a new store at once (`dvc queue start -j 2` on a fresh clone) would
     otherwise all create its tables, and all but one fail ("duplicate column name"), or create one
-    experiment twice. A server takes care of its own."""
+    experiment twice. A server takes care of its own, and no process creates a store in a folder
+    it cannot write (a read-only store is read without the lock)."""
     path = sqlite_file(uri)
-    return FileLock(f"{path}.lock") if path is not None else contextlib.nullcontext()
+    if path is None or not os.access(path.parent, os.W_OK):
+        return contextlib.nullcontext()
+    return FileLock(f"{path}.lock")
 
 
 def client(uri: str | None = None) -> mlflow.MlflowClient:
