@@ -151,8 +151,8 @@ def _command(commands, name: str, handler, help: str, description: str | None = 
 def _replace_flag(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--replace", action="store_true",
-        help="write only what the store holds; by default the seeds of the file already at --out (of this "
-        "configuration) whose runs the store lacks are kept, so a new or partial store forgets no result",
+        help="write only what the store holds; by default the seeds of the file already at --out whose runs the "
+        "store lacks are kept, so a new or partial store forgets no result",
     )
 
 
