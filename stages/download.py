@@ -1,6 +1,8 @@
 """DVC stage `download`: MNIST from the public mirrors (or a local mirror) into data/mnist/; with an
 argument, CIFAR-10 (`cifar10`, into data/cifar10/) or the user's TFD file (`tfd`, into data/tfd/)."""
 
+import _this_checkout  # noqa: F401  first: this checkout's advnets, not an installed one
+
 import sys
 
 from advnets.data import prepare_mnist, resolve_mirror

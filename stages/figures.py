@@ -1,6 +1,8 @@
 """DVC stage `figures`: Figures 2 and 3 of the paper, the training curves and the sigma sweep; with
 an argument, Figure 2's panel of another dataset's GAN (cifar10.fc, cifar10.conv, tfd)."""
 
+import _this_checkout  # noqa: F401  first: this checkout's advnets, not an installed one
+
 import json
 import sys
 from pathlib import Path

@@ -1,6 +1,8 @@
 """DVC stage `parzen`: the paper's Parzen-window protocol on the samples, with calibration baselines;
 with the argument `tfd`, TFD's protocol (sigma per fold, the standard error across folds)."""
 
+import _this_checkout  # noqa: F401  first: this checkout's advnets, not an installed one
+
 import sys
 
 from advnets.evaluate import run_parzen

@@ -1,5 +1,7 @@
 """DVC stage `report`: metrics/results.md from the metrics files, also logged to the training run."""
 
+import _this_checkout  # noqa: F401  first: this checkout's advnets, not an installed one
+
 import json
 from pathlib import Path
 

@@ -1,6 +1,8 @@
 """DVC stage `sample`: sample.n samples of the trained generator into data/samples.npy; with an
 argument, another dataset's GAN (cifar10.fc, cifar10.conv, tfd) into data/<gan>/samples.npy."""
 
+import _this_checkout  # noqa: F401  first: this checkout's advnets, not an installed one
+
 import sys
 
 from advnets import tracking

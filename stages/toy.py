@@ -1,6 +1,8 @@
 """DVC stage `toy`: Figure 1 from a real 1-D GAN, with the paper's theory checked numerically.
 Its figures and checks also go to an MLflow run of their own (run name `toy-1d`)."""
 
+import _this_checkout  # noqa: F401  first: this checkout's advnets, not an installed one
+
 import json
 
 import mlflow

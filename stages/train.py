@@ -1,6 +1,8 @@
 """DVC stage `train`: the paper's GAN on MNIST, or with an argument another dataset's GAN
 (cifar10.fc, cifar10.conv, tfd.pretrain, tfd); resumes from its checkpoint if interrupted."""
 
+import _this_checkout  # noqa: F401  first: this checkout's advnets, not an installed one
+
 import sys
 
 from advnets.params import load_params

@@ -84,7 +84,6 @@ class PipelineCopy:
         self.env = {
             **inherited,
             MIRROR_ENV: str(mirror),
-            "PYTHONPATH": str(root / "src"),
             "DVC_NO_ANALYTICS": "1",
             "MLFLOW_DISABLE_TELEMETRY": "true",
         }

@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import mlflow
 import yaml
@@ -82,17 +83,32 @@ def test_full_pipeline_with_a_tiny_config(pipeline, empty_mlflow_store):
     assert "Running stage" not in pipeline.repro()
 
 
-def test_every_stage_depends_on_all_the_library_code_it_imports():
-    """A stage's outputs are traceable only if dvc.yaml lists every module its script runs."""
+def test_every_stage_runs_its_own_checkouts_code_and_depends_on_all_of_it(tmp_path):
+    """A stage's outputs are traceable only if it runs the code of the checkout whose commit and
+    md5s its runs record, and dvc.yaml lists every module its script runs. `dvc queue` runs the
+    stages in copies of the repository, while an editable install points at the workspace."""
+    for folder in ("stages", "src"):
+        shutil.copytree(REPO / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    copy_src = (tmp_path / "src").resolve()
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     for name, stage in stages.items():
-        script = next(dep for dep in stage["deps"] if dep.startswith("stages/"))
-        imported = subprocess.run(
-            [sys.executable, "-c", IMPORTED_MODULES, str(REPO / script)],
-            capture_output=True, text=True, check=True, cwd=REPO,
-        ).stdout.split()
-        missing = sorted(set(imported) - set(stage["deps"]))
+        script = tmp_path / next(dep for dep in stage["deps"] if dep.startswith("stages/"))
+        imported = imported_modules(script)
+        elsewhere = [str(module) for module in imported if copy_src not in module.parents]
+        assert imported and not elsewhere, f"stage {name} runs advnets from outside its checkout: {elsewhere}"
+        listed = {f"src/{module.relative_to(copy_src).as_posix()}" for module in imported}
+        missing = sorted(listed - set(stage["deps"]))
         assert not missing, f"stage {name} imports {missing} but dvc.yaml does not list them"
+
+
+def imported_modules(script: Path) -> list[Path]:
+    """The files of the advnets modules a stage script imports, run as Python runs a script (its
+    folder first on sys.path) but without calling its main()."""
+    listing = subprocess.run(
+        [sys.executable, "-c", IMPORTED_MODULES, str(script)],
+        capture_output=True, text=True, check=True, cwd=script.parent,  # -c puts the cwd first
+    ).stdout
+    return [Path(line).resolve() for line in listing.splitlines()]
 
 
 IMPORTED_MODULES = """
@@ -100,6 +116,5 @@ import runpy, sys
 runpy.run_path(sys.argv[1], run_name="not_main")
 for name, module in sorted(sys.modules.items()):
     if name.startswith("advnets.") and getattr(module, "__file__", None):
-        path = module.__file__.replace("\\\\", "/")
-        print("src/" + path[path.rindex("advnets/"):])
+        print(module.__file__)
 """
