@@ -101,6 +101,39 @@ def test_a_stage_after_training_creates_no_store_to_log_to(tmp_path, monkeypatch
     assert not (tmp_path / "mlflow.db").exists()
 
 
+
+def test_a_rerun_with_other_params_leaves_the_training_runs_row_to_the_params_it_holds(tmp_path, monkeypatch, capsys):
+    """MLflow params are write-once: a parzen rerun with another sample.n must not put its score on
+    the training run, whose row would then pair it with the first sample.n."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    store = tracking.client(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    training = store.create_run(store.create_experiment("advnets-test")).info.run_id
+    (tmp_path / "models").mkdir()
+    (tmp_path / tracking.RUN_RECORD).write_text(f'{{"run_id": "{training}"}}')
+    (tmp_path / "sweep.csv").write_text("sigma,valid_ll\n")
+
+    def parzen(params, score):
+        headline = {"parzen.test_ll_mean": score}
+        child = tracking.record_stage("parzen", params, metrics=headline, artifacts=["sweep.csv"], headline=headline)
+        return store.get_run(training).data, store.get_run(child), store.list_artifacts(child, "parzen")
+
+    row, child, child_files = parzen({"sample.n": 10, "parzen.device": "cpu"}, 100.0)
+    assert row.metrics["parzen.test_ll_mean"] == 100.0 and row.params["sample.n"] == "10"
+    assert not child_files and [a.path for a in store.list_artifacts(training, "parzen")] == ["parzen/sweep.csv"]
+
+    row, child, child_files = parzen({"sample.n": 20, "parzen.device": "cpu"}, 90.0)
+    assert row.metrics["parzen.test_ll_mean"] == 100.0 and row.params["sample.n"] == "10"  # still a pair
+    assert child.data.metrics["parzen.test_ll_mean"] == 90.0 and child.data.params["sample.n"] == "20"
+    assert child.info.status == "FINISHED" and [a.path for a in child_files] == ["parzen/sweep.csv"]
+    said = capsys.readouterr().out
+    assert f"run {training} keeps sample.n=10 (now 20)" in said and f"logged only in its nested run {child.info.run_id}" in said
+
+    row, _, _ = parzen({"sample.n": 10, "parzen.device": "cuda"}, 101.0)  # where it ran changes no result
+    assert row.metrics["parzen.test_ll_mean"] == 101.0 and row.params["parzen.device"] == "cpu"
+
+
 OPEN_WHEN_TOLD = """
 import sys, time
 from pathlib import Path

@@ -180,6 +180,22 @@ def test_more_epochs_continue_the_same_run(workdir, raw_params):
         run_training(validate(override(raw_params, TINY)), on_epoch_end=interrupt_after(1))
     longer = validate(override(raw_params, {"train": {"epochs": 3}}))
     assert [row["epoch"] for row in run_training(longer)] == [1, 2, 3]
+    run = mlflow.get_run(json.loads(OUT.run_record.read_text())["run_id"])
+    assert run.data.params["train.epochs"] == "3"  # as the run ended, not as it began
+
+
+def test_the_lineage_is_the_code_as_loaded_and_the_outputs_as_written(workdir, tiny_params):
+    (workdir / "dvc.yaml").write_text("stages:\n  train:\n    cmd: python code.py\n    deps: [code.py]\n    outs: [models/generator.pt]\n")
+    code = workdir / "code.py"
+    code.write_text("v1")
+
+    def edit_the_code(trainer):  # e.g. a commit checked out while a long run goes on
+        code.write_text("v2")
+
+    run_training(tiny_params, on_epoch_end=edit_the_code)
+    tags = mlflow.get_run(json.loads(OUT.run_record.read_text())["run_id"]).data.tags
+    assert tags["dvc.md5.code.py"] == hashlib.md5(b"v1").hexdigest()  # what this process ran
+    assert tags["dvc.md5.models/generator.pt"] == hashlib.md5(OUT.generator.read_bytes()).hexdigest()
 
 
 def test_nan_stops_training_and_keeps_the_last_good_checkpoint(workdir, tiny_params):

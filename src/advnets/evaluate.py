@@ -89,7 +89,7 @@ def _log_to_training_run(files: ParzenFiles, params: Params, metrics: dict) -> N
     }
     tracking.record_stage(
         "parzen",
-        params.flat("parzen"),
+        params.flat("sample", "parzen"),  # the score is of those samples: the training run holds them once
         metrics=scores,
         artifacts=[files.metrics, files.sigma_sweep],
         headline=scores,

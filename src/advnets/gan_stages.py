@@ -12,7 +12,7 @@ import torch
 from advnets import datasets, tracking
 from advnets.atomic import write_text
 from advnets.datasets import GANS, slug
-from advnets.params import Params
+from advnets.params import Params, changes_results
 from advnets.sampling import draw_samples, load_generator, load_samples, save_samples
 
 
@@ -73,7 +73,8 @@ def tfd_parzen(params: Params, data_root: str | Path = "data") -> dict:
     }
     path = Path("metrics") / slug("tfd") / "parzen.json"
     write_text(path, json.dumps(metrics, indent=2) + "\n")
-    read = {k: v for k, v in params.tfd.flat_under("tfd", "parzen").items() if k not in {"tfd.parzen.chunk_size", "tfd.parzen.device"}}
+    # with the sample params: the score is of those samples (the training run holds them once)
+    read = {k: v for k, v in params.tfd.flat_under("tfd", "sample", "parzen").items() if changes_results(k)}
     headline = {"parzen.test_ll_mean": result.mean, "parzen.test_ll_se": result.se}
     _record(params, "tfd", "parzen", read, metrics=headline, headline=headline)
     return metrics

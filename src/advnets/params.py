@@ -344,6 +344,14 @@ class Params(_Section):
 
 GANS = ("cifar10.fc", "cifar10.conv", "tfd.pretrain", "tfd")
 
+# Keys that change no result, under any prefix (cifar10.fc.train.device): where it ran, how often it
+# logged, where the data came from.
+NEUTRAL_KEYS = {"train.device", "train.grid_every", "data.mirror", "parzen.chunk_size", "parzen.device"}
+
+
+def changes_results(key: str) -> bool:
+    return ".".join(key.split(".")[-2:]) not in NEUTRAL_KEYS
+
 
 def _flat(dumped: dict[str, Any], sections: tuple[str, ...]) -> dict[str, Any]:
     return {

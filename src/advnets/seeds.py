@@ -13,12 +13,11 @@ import mlflow
 
 from advnets import tracking
 from advnets.errors import AdvnetsError
-from advnets.params import Params
+from advnets.params import NEUTRAL_KEYS, Params
 from advnets.publish import run_lineage_record
 from advnets.report import CURVE_EPOCHS, variants_table
 
-# Keys that change no result: where it ran, how often it logged, where the data came from.
-NOT_CONFIG = {"train.seed", "train.device", "train.grid_every", "data.mirror", "parzen.chunk_size", "parzen.device"}
+NOT_CONFIG = {"train.seed", *NEUTRAL_KEYS}  # a configuration's seeds differ only in these
 SCORE = "parzen.test_ll_mean"
 VALIDATION = "select.valid_ll"
 EPOCH_SECONDS = "seconds"  # the train stage's per-epoch metric: the epoch's steps

@@ -21,6 +21,7 @@ from mlflow.entities import Metric, Param
 
 from advnets.atomic import write_text
 from advnets.data import md5_of
+from advnets.params import changes_results
 
 RUN_RECORD = "models/mlflow-run.json"  # the train stage's pointer to its MLflow run
 MD5_TAG = "dvc.md5."  # tag prefix: dvc.md5.models/generator.pt = the file's md5
@@ -216,20 +217,24 @@ def content_md5(root: Path, path: str, locked: dict[str, str] | None = None) -> 
     return (locked if locked is not None else locked_md5s(root)).get(path)
 
 
-def file_tags(root: Path, stage: str, pipeline: str = "") -> dict[str, str]:
-    """`dvc.md5.<path>` for each dependency and output of the stage that exists now."""
-    files, locked = stage_files(root, stage, pipeline), locked_md5s(root, pipeline)
+def file_tags(root: Path, stage: str, pipeline: str = "", files: tuple[str, ...] = ("deps", "outs")) -> dict[str, str]:
+    """`dvc.md5.<path>` for each dependency and output (or only those of `files`) of the stage that
+    exists now."""
+    declared, locked = stage_files(root, stage, pipeline), locked_md5s(root, pipeline)
     tags = {}
-    for path in [*files["deps"], *files["outs"]]:
+    for path in [path for kind in files for path in declared[kind]]:
         md5 = content_md5(root, path, locked)
         if md5:
             tags[f"{MD5_TAG}{path}"] = md5
     return tags
 
 
-def lineage_tags(root: Path, stage: str, device: torch.device | None = None, pipeline: str = "") -> dict[str, str]:
+def lineage_tags(
+    root: Path, stage: str, device: torch.device | None = None, pipeline: str = "", files: tuple[str, ...] = ("deps", "outs")
+) -> dict[str, str]:
     """What every run a stage writes carries: stage, DVC experiment, git state, torch, device and
-    the md5 of the stage's files, so MLflow joins dvc.lock by content."""
+    the md5 of the stage's files (`files`: which of them), so MLflow joins dvc.lock by content.
+    Read when the stage's code was loaded: the tree may change while a long stage runs."""
     tags = {**git_state(root), "torch.version": torch.__version__, "DVC_STAGE": stage}
     if pipeline:
         tags["DVC_PIPELINE"] = pipeline
@@ -241,7 +246,7 @@ def lineage_tags(root: Path, stage: str, device: torch.device | None = None, pip
         tags["device.name"] = device_name(device)  # the machine: the GPU, or the CPU model and cores
     if os.environ.get("DVC_EXP_NAME"):
         tags["DVC_EXP_NAME"] = os.environ["DVC_EXP_NAME"]
-    return {**tags, **file_tags(root, stage, pipeline)}
+    return {**tags, **file_tags(root, stage, pipeline, files)}
 
 
 # A resumed run's session compares these, and the md5 of each of the stage's dependencies, with
@@ -311,9 +316,11 @@ def record_stage(
     """Record a stage that follows training, for the model it worked on: a nested run (run name =
     the stage) under the training run, with the params the stage read, its metrics and the lineage
     tags of its files as written; and on the training run itself, the model's one row in the UI,
-    its params, `headline` metrics and artifacts (in a folder named after the stage). A param
-    already on the training run with another value (MLflow params are write-once) is kept there,
-    with a warning. Returns the nested run's id, or None when the training run is not in the store."""
+    its params, `headline` metrics and artifacts (in a folder named after the stage). MLflow params
+    are write-once: if the training run already holds one of them with another value that changes
+    results (a rerun with another sample.n), the row would pair this result with the other params,
+    so the result and artifacts go to the nested run only, with a warning. Returns the nested run's
+    id, or None when the training run is not in the store."""
     root = repo_root()
     uri, parent_id = use_store(root), read_run_id(run_record)  # pointing at a store opens nothing
     if missing_store(uri):  # opening it would create it, empty
@@ -327,21 +334,24 @@ def record_stage(
         return None
     values = param_strings(params)
     logged = parent.data.params
-    for key, value in values.items():
-        if key in logged and logged[key] != value:
-            print(f"warning: run {parent_id} keeps {key}={logged[key]} (now {value}); see the metrics files")
-    # Through the client: reopening the finished training run with start_run would mark it
-    # FAILED if anything here raised, and the model would drop out of the comparisons.
+    differ = sorted(key for key, value in values.items() if key in logged and logged[key] != value)
+    for key in differ:
+        print(f"warning: run {parent_id} keeps {key}={logged[key]} (now {values[key]})")
+    on_parent = not any(changes_results(key) for key in differ)
     now = int(time.time() * 1000)
-    store.log_batch(
-        parent_id,
-        metrics=[Metric(k, v, now, 0) for k, v in (headline or {}).items()],
-        params=[Param(k, v) for k, v in values.items() if k not in logged],
-    )
-    for path in artifacts:
-        store.log_artifact(parent_id, str(path), artifact_path=stage)
+    if on_parent:
+        # Through the client: reopening the finished training run with start_run would mark it
+        # FAILED if anything here raised, and the model would drop out of the comparisons.
+        store.log_batch(
+            parent_id,
+            metrics=[Metric(k, v, now, 0) for k, v in (headline or {}).items()],
+            params=[Param(k, v) for k, v in values.items() if k not in logged],
+        )
     tags = {"mlflow.parentRunId": parent_id, **lineage_tags(workspace(), stage, pipeline=pipeline)}
     child = store.create_run(parent.info.experiment_id, run_name=stage, tags=tags)
+    if not on_parent:
+        print(f"warning: so this {stage} result, made with other params than run {parent_id} holds, is logged "
+              f"only in its nested run {child.info.run_id}, not on the training run")
     status = "FAILED"
     try:
         store.log_batch(
@@ -349,6 +359,8 @@ def record_stage(
             metrics=[Metric(k, v, now, 0) for k, v in (metrics or {}).items()],
             params=[Param(k, v) for k, v in values.items()],
         )
+        for path in artifacts:
+            store.log_artifact(parent_id if on_parent else child.info.run_id, str(path), artifact_path=stage)
         status = "FINISHED"
     finally:
         store.set_terminated(child.info.run_id, status)

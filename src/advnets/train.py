@@ -165,12 +165,12 @@ def train_gan(
 
     experiment = tracking.experiment_id(job.experiment, root)
     with _start_run(run_id, experiment, job.run_name, out.checkpoint) as run:
-        if run_id is None:
-            tracking.log_flat_params({**job.flat_params, **job.tracking_params})
+        if run_id is None:  # train.epochs and the like may change on a resume: logged at the end
+            tracking.log_flat_params({**checkpoint.training_params(job.flat_params), **job.tracking_params})
             name, source, output = job.dataset
             digest = tracking.content_md5(here, output, tracking.locked_md5s(here, job.pipeline))
             tracking.log_dataset(name, source, digest, context="training")
-        lineage = tracking.lineage_tags(here, job.stage, device, job.pipeline)
+        lineage = tracking.lineage_tags(here, job.stage, device, job.pipeline, files=("deps",))  # as loaded
         if saved is not None:
             _note_resume(run.info.run_id, trainer.epoch, lineage, tracking.stage_files(here, job.stage, job.pipeline)["deps"])
         mlflow.set_tags(lineage)
@@ -207,7 +207,8 @@ def train_gan(
         if selector:
             mlflow.log_metrics({k: float(v) for k, v in selector.summary().items()})
         mlflow.log_artifact(str(out.generator), artifact_path="model")
-        mlflow.set_tags(tracking.lineage_tags(here, job.stage, device, job.pipeline))
+        _log_resumable_params(run.info.run_id, job.flat_params)
+        mlflow.set_tags(tracking.file_tags(here, job.stage, job.pipeline, files=("outs",)))
     out.checkpoint.unlink(missing_ok=True)
     return history
 
@@ -224,6 +225,14 @@ def _start_run(run_id: str | None, experiment: str, name: str, saved: Path) -> m
             f"{saved} continues MLflow run {run_id}, which the store at {mlflow.get_tracking_uri()} cannot "
             f"continue ({exc.message}); restore it there, or start afresh: rm {saved}"
         ) from None
+
+
+def _log_resumable_params(run_id: str, flat_params: dict) -> None:
+    """The params a resume may change (train.epochs, ...), as the run ended: MLflow params are
+    write-once. A run begun by older code logged them at its start; those are kept."""
+    logged = mlflow.get_run(run_id).data.params
+    resumable = {k: v for k, v in flat_params.items() if k not in checkpoint.training_params(flat_params)}
+    tracking.log_flat_params({k: v for k, v in resumable.items() if k not in logged})
 
 
 def _note_resume(run_id: str, epoch: int, lineage: dict[str, str], deps: list[str]) -> None:
