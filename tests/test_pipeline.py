@@ -89,21 +89,21 @@ def test_every_stage_runs_its_own_checkouts_code_and_depends_on_all_of_it(tmp_pa
     stages in copies of the repository, while an editable install points at the workspace."""
     for folder in ("stages", "src"):
         shutil.copytree(REPO / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    copy_src = (tmp_path / "src").resolve()
+    copy = tmp_path.resolve()
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     for name, stage in stages.items():
-        script = tmp_path / next(dep for dep in stage["deps"] if dep.startswith("stages/"))
+        script = copy / next(dep for dep in stage["deps"] if dep.startswith("stages/"))
         imported = imported_modules(script)
-        elsewhere = [str(module) for module in imported if copy_src not in module.parents]
-        assert imported and not elsewhere, f"stage {name} runs advnets from outside its checkout: {elsewhere}"
-        listed = {f"src/{module.relative_to(copy_src).as_posix()}" for module in imported}
+        elsewhere = [str(module) for module in imported if copy not in module.parents]
+        assert len(imported) > 1 and not elsewhere, f"stage {name} runs code from outside its checkout: {elsewhere}"
+        listed = {module.relative_to(copy).as_posix() for module in imported}
         missing = sorted(listed - set(stage["deps"]))
         assert not missing, f"stage {name} imports {missing} but dvc.yaml does not list them"
 
 
 def imported_modules(script: Path) -> list[Path]:
-    """The files of the advnets modules a stage script imports, run as Python runs a script (its
-    folder first on sys.path) but without calling its main()."""
+    """The files of the project's modules a stage script imports (advnets and _this_checkout), run
+    as Python runs a script (its folder first on sys.path) but without calling its main()."""
     listing = subprocess.run(
         [sys.executable, "-c", IMPORTED_MODULES, str(script)],
         capture_output=True, text=True, check=True, cwd=script.parent,  # -c puts the cwd first
@@ -115,6 +115,6 @@ IMPORTED_MODULES = """
 import runpy, sys
 runpy.run_path(sys.argv[1], run_name="not_main")
 for name, module in sorted(sys.modules.items()):
-    if name.startswith("advnets.") and getattr(module, "__file__", None):
+    if (name.startswith("advnets.") or name == "_this_checkout") and getattr(module, "__file__", None):
         print(module.__file__)
 """
