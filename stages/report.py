@@ -1,4 +1,5 @@
-"""DVC stage `report`: metrics/results.md from the metrics files, also logged to the training run."""
+"""DVC stage `report`: metrics/results.md from the metrics files, also logged to MLflow (see
+tracking.record_stage)."""
 
 import _this_checkout  # noqa: F401  first: this checkout's advnets, not an installed one
 

@@ -99,6 +99,10 @@ def test_every_stage_runs_its_own_checkouts_code_and_depends_on_all_of_it(tmp_pa
         listed = {module.relative_to(copy).as_posix() for module in imported}
         missing = sorted(listed - set(stage["deps"]))
         assert not missing, f"stage {name} imports {missing} but dvc.yaml does not list them"
+    for pipeline in (REPO / "pipelines").glob("*/dvc.yaml"):  # the same scripts, with a dataset argument
+        for name, stage in yaml.safe_load(pipeline.read_text())["stages"].items():
+            deps = stage.get("deps") or stage["do"]["deps"]  # a foreach stage's are under do
+            assert "stages/_this_checkout.py" in deps, f"{pipeline.parent.name}: stage {name}"
 
 
 def imported_modules(script: Path) -> list[Path]:

@@ -101,7 +101,6 @@ def test_a_stage_after_training_creates_no_store_to_log_to(tmp_path, monkeypatch
     assert not (tmp_path / "mlflow.db").exists()
 
 
-
 def test_a_rerun_with_other_params_leaves_the_training_runs_row_to_the_params_it_holds(tmp_path, monkeypatch, capsys):
     """MLflow params are write-once: a parzen rerun with another sample.n must not put its score on
     the training run, whose row would then pair it with the first sample.n."""

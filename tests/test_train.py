@@ -184,6 +184,16 @@ def test_more_epochs_continue_the_same_run(workdir, raw_params):
     assert run.data.params["train.epochs"] == "3"  # as the run ended, not as it began
 
 
+def test_a_run_that_logged_its_length_as_it_began_keeps_it_and_says_so(workdir, raw_params, capsys):
+    with pytest.raises(Interrupt):
+        run_training(validate(override(raw_params, TINY)), on_epoch_end=interrupt_after(1))
+    run_id = json.loads(OUT.run_record.read_text())["run_id"]
+    mlflow.MlflowClient().log_param(run_id, "train.epochs", "2")  # as runs begun by older code did
+    run_training(validate(override(raw_params, {"train": {"epochs": 3}})))
+    assert mlflow.get_run(run_id).data.params["train.epochs"] == "2"  # write-once: the run still ends
+    assert f"warning: run {run_id} keeps train.epochs=2, logged as it began (now 3)" in capsys.readouterr().out
+
+
 def test_the_lineage_is_the_code_as_loaded_and_the_outputs_as_written(workdir, tiny_params):
     (workdir / "dvc.yaml").write_text("stages:\n  train:\n    cmd: python code.py\n    deps: [code.py]\n    outs: [models/generator.pt]\n")
     code = workdir / "code.py"

@@ -229,9 +229,13 @@ def _start_run(run_id: str | None, experiment: str, name: str, saved: Path) -> m
 
 def _log_resumable_params(run_id: str, flat_params: dict) -> None:
     """The params a resume may change (train.epochs, ...), as the run ended: MLflow params are
-    write-once. A run begun by older code logged them at its start; those are kept."""
+    write-once. A run begun by older code logged them at its start: those are kept, with a warning
+    where they differ."""
     logged = mlflow.get_run(run_id).data.params
-    resumable = {k: v for k, v in flat_params.items() if k not in checkpoint.training_params(flat_params)}
+    resumable = tracking.param_strings({k: v for k, v in flat_params.items() if k not in checkpoint.training_params(flat_params)})
+    for key, value in resumable.items():
+        if key in logged and logged[key] != value:
+            print(f"warning: run {run_id} keeps {key}={logged[key]}, logged as it began (now {value}); see metrics/train.json")
     tracking.log_flat_params({k: v for k, v in resumable.items() if k not in logged})
 
 
