@@ -11,6 +11,7 @@ import torch
 
 from advnets.atomic import atomic_path
 from advnets.errors import AdvnetsError
+from advnets.params import unprefixed
 
 # Keys that may change between an interrupted run and its resumption (under any prefix, e.g.
 # cifar10.fc.train.epochs): more epochs continue the same run (the schedules do not depend on the
@@ -24,7 +25,12 @@ class ResumeError(AdvnetsError):
 
 
 def training_params(flat_params: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in flat_params.items() if ".".join(key.split(".")[-2:]) not in RESUMABLE_CHANGES}
+    return {key: value for key, value in flat_params.items() if unprefixed(key) not in RESUMABLE_CHANGES}
+
+
+def resumable_params(flat_params: dict[str, Any]) -> dict[str, Any]:
+    """The rest: those a resume may change."""
+    return {key: value for key, value in flat_params.items() if unprefixed(key) in RESUMABLE_CHANGES}
 
 
 def params_hash(params: dict[str, Any]) -> str:

@@ -349,8 +349,13 @@ GANS = ("cifar10.fc", "cifar10.conv", "tfd.pretrain", "tfd")
 NEUTRAL_KEYS = {"train.device", "train.grid_every", "data.mirror", "parzen.chunk_size", "parzen.device"}
 
 
+def unprefixed(key: str) -> str:
+    """A flat key without the dataset's prefix: cifar10.fc.train.epochs -> train.epochs."""
+    return ".".join(key.split(".")[-2:])
+
+
 def changes_results(key: str) -> bool:
-    return ".".join(key.split(".")[-2:]) not in NEUTRAL_KEYS
+    return unprefixed(key) not in NEUTRAL_KEYS
 
 
 def _flat(dumped: dict[str, Any], sections: tuple[str, ...]) -> dict[str, Any]:

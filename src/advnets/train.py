@@ -232,7 +232,7 @@ def _log_resumable_params(run_id: str, flat_params: dict) -> None:
     write-once. A run begun by older code logged them at its start: those are kept, with a warning
     where they differ."""
     logged = mlflow.get_run(run_id).data.params
-    resumable = tracking.param_strings({k: v for k, v in flat_params.items() if k not in checkpoint.training_params(flat_params)})
+    resumable = tracking.param_strings(checkpoint.resumable_params(flat_params))
     for key, value in resumable.items():
         if key in logged and logged[key] != value:
             print(f"warning: run {run_id} keeps {key}={logged[key]}, logged as it began (now {value}); see metrics/train.json")
