@@ -7,9 +7,9 @@ from pathlib import Path
 
 import mlflow
 
-from advnets import tracking
+from advnets import repository, tracking
 from advnets.data import md5_of
-from conftest import GIT_USER, REPO
+from conftest import REPO
 
 
 def test_a_queued_experiments_copy_logs_to_the_repository_around_it(tmp_path, monkeypatch):
@@ -24,33 +24,6 @@ def test_a_queued_experiments_copy_logs_to_the_repository_around_it(tmp_path, mo
     assert tracking.repo_root() == tracking.workspace() == tmp_path / "repo"
 
 
-def git(root, *args):
-    subprocess.run(["git", *GIT_USER, *args], cwd=root, check=True, capture_output=True)
-
-
-def test_git_dirty_ignores_what_dvc_writes_but_not_code(tmp_path):
-    shutil.copy(REPO / "dvc.yaml", tmp_path)
-    shutil.copy(REPO / "params.yaml", tmp_path)
-    (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "code.py").write_text("x = 1\n")
-    git(tmp_path, "init", "-q")
-    git(tmp_path, "add", "-A")
-    git(tmp_path, "commit", "-qm", "start")
-    assert tracking.git_state(tmp_path)["git.dirty"] == "false"
-
-    (tmp_path / "dvc.lock").write_text("schema: '2.0'\n")
-    (tmp_path / "metrics").mkdir()
-    (tmp_path / "metrics" / "parzen.json").write_text("{}\n")
-    (tmp_path / "models").mkdir()
-    (tmp_path / "models" / ".gitignore").write_text("/generator.pt\n")
-    (tmp_path / "params.yaml").write_text("train:\n  seed: 1\n")  # as `dvc exp run -S` does
-    assert tracking.git_state(tmp_path)["git.dirty"] == "false"
-
-    (tmp_path / "src" / "code.py").write_text("x = 2\n")
-    state = tracking.git_state(tmp_path)
-    assert state["git.dirty"] == "true" and len(state["git.commit"]) == 40
-
-
 def test_file_tags_are_the_md5_of_each_declared_file_that_exists(tmp_path):
     shutil.copy(REPO / "dvc.yaml", tmp_path)
     (tmp_path / "data").mkdir()
@@ -63,7 +36,7 @@ def test_file_tags_are_the_md5_of_each_declared_file_that_exists(tmp_path):
     assert tags["dvc.md5.data/samples.npy"] == md5_of(tmp_path / "data" / "samples.npy")
     assert tags["dvc.md5.data/mnist"] == "abc.dir"  # a folder: as dvc.lock records it
     assert "dvc.md5.metrics/parzen.json" not in tags  # not written yet
-    assert set(tracking.stage_files(tmp_path, "parzen")["outs"]) == {"metrics/parzen.json", "metrics/parzen_sigmas.csv"}
+    assert set(repository.stage_files(tmp_path, "parzen")["outs"]) == {"metrics/parzen.json", "metrics/parzen_sigmas.csv"}
 
 
 def test_lineage_changes_name_the_code_device_and_dependencies_that_differ():

@@ -7,7 +7,7 @@ import mlflow
 import pytest
 import torch
 
-from advnets import tracking
+from advnets import repository
 from advnets.checkpoint import ResumeError
 from advnets.lineage import format_text, run_lineage
 from advnets.params import validate
@@ -98,8 +98,8 @@ def run_interrupted_after_epoch_1(params) -> tuple[str, str]:
 
 
 def pretend_commit(monkeypatch, commit: str) -> None:
-    git_state = tracking.git_state
-    monkeypatch.setattr("advnets.tracking.git_state", lambda root: {**git_state(root), "git.commit": commit})
+    git_state = repository.git_state
+    monkeypatch.setattr("advnets.repository.git_state", lambda root: {**git_state(root), "git.commit": commit})
 
 
 def test_a_resume_with_other_code_keeps_what_changed_and_says_so(workdir, tiny_params, monkeypatch, capsys):

@@ -17,7 +17,7 @@ from typing import Any
 import mlflow
 import yaml
 
-from advnets import publish, tracking
+from advnets import publish, repository, tracking
 from advnets.errors import AdvnetsError
 
 
@@ -215,9 +215,9 @@ def workspace_lineage(root: Path, uri: str | None = None, pipeline: str = "") ->
     root = root.resolve()
     uri, source = chosen_store(root, uri)
     finder = RunFinder(uri)
-    declared = tracking._stages(root, str(Path(pipeline, "dvc.yaml")))
-    locked = {name: entry for name, entry in tracking._stages(root, str(Path(pipeline, "dvc.lock"))).items() if name in declared}
-    locked_md5s = tracking.locked_md5s(root, pipeline)
+    declared = repository.stages(root, str(Path(pipeline, "dvc.yaml")))
+    locked = {name: entry for name, entry in repository.stages(root, str(Path(pipeline, "dvc.lock"))).items() if name in declared}
+    locked_md5s = repository.locked_md5s(root, pipeline)
     stages, mismatches = [], []
     store_has_runs = finder.has_runs()
     if not store_has_runs:  # one line says why, not one per output
@@ -229,7 +229,7 @@ def workspace_lineage(root: Path, uri: str | None = None, pipeline: str = "") ->
         outputs = []
         for out in locked[stage].get("outs", []):
             path, locked_md5 = out["path"], out["md5"]
-            md5 = tracking.content_md5(root, path, locked_md5s)
+            md5 = repository.content_md5(root, path, locked_md5s)
             runs = finder.recorded(path, md5) if md5 else []
             outputs.append(FileRecord(path, md5, locked_md5, runs))
             if md5 and stage != "download" and store_has_runs and not any(run["stage"] == stage for run in runs):
@@ -237,7 +237,7 @@ def workspace_lineage(root: Path, uri: str | None = None, pipeline: str = "") ->
         stages.append(StageRecord(stage, _locked_params(locked[stage]), outputs))
     published, published_problems = _published(root, finder) if not pipeline else ([], [])
     mismatches = _stale(root, locked, pipeline) + mismatches + published_problems
-    return Lineage(str(root), tracking.git_state(root), uri, stages, [], published, mismatches)
+    return Lineage(str(root), repository.git_state(root), uri, stages, [], published, mismatches)
 
 
 def _repro(pipeline: str) -> str:
@@ -254,7 +254,7 @@ def _published(root: Path, finder: RunFinder) -> tuple[list[dict[str, Any]], lis
             problems.append(f"{name}: no lineage.json beside it; publish it with `advnets publish`")
             continue
         record = json.loads((path.parent / "lineage.json").read_text())
-        md5 = tracking.content_md5(root, name)
+        md5 = repository.content_md5(root, name)
         in_store = bool(finder.recorded(publish.GENERATOR, md5))
         entries.append({"path": name, "md5": md5, "run_id": record["run_id"], "in_store": in_store,
                         "git_commit": record["git_commit"], "parzen": record["parzen"]})
@@ -278,17 +278,17 @@ def run_lineage(root: Path, run_id: str, uri: str | None = None) -> Lineage:
     uri, source = chosen_store(root, uri)
     finder = RunFinder(uri)
     if finder.missing:
-        return Lineage(str(root), tracking.git_state(root), uri, [], [], [], [f"run {run_id}: {finder.why_no_runs(source)}"])
+        return Lineage(str(root), repository.git_state(root), uri, [], [], [], [f"run {run_id}: {finder.why_no_runs(source)}"])
     try:
         run = finder.get(run_id)
     except mlflow.exceptions.MlflowException:
-        return Lineage(str(root), tracking.git_state(root), uri, [], [], [], [f"run {run_id}: not in {uri}"])
+        return Lineage(str(root), repository.git_state(root), uri, [], [], [], [f"run {run_id}: not in {uri}"])
     parent = run.data.tags.get("mlflow.parentRunId")
     model_run = finder.get(parent) if parent else run
     newest: dict[str, mlflow.entities.Run] = {}
     for child in sorted(finder.children(model_run.info.run_id), key=lambda r: r.info.start_time, reverse=True):
         newest.setdefault(child.data.tags.get("DVC_STAGE", ""), child)  # a re-run stage supersedes
-    locked = tracking.locked_md5s(root)
+    locked = repository.locked_md5s(root)
     runs, mismatches = [], []
     for r in [model_run, *newest.values()]:
         files = publish.recorded_files(r.data.tags)
@@ -296,13 +296,13 @@ def run_lineage(root: Path, run_id: str, uri: str | None = None) -> Lineage:
         if not files:
             mismatches.append(f"run {r.info.run_id}: recorded no file md5s (made before lineage tags?)")
         for path, md5 in sorted(files.items()):
-            disk = tracking.content_md5(root, path, locked)
+            disk = repository.content_md5(root, path, locked)
             where = f"run {r.info.run_id} ({r.data.tags.get('DVC_STAGE', '?')}) recorded {path} as {md5}"
             if disk != md5:
                 mismatches.append(f"{path}: {where}, the workspace holds {disk or 'nothing'}")
             elif locked.get(path) not in (None, md5):
                 mismatches.append(f"{path}: {where}, dvc.lock records {locked[path]}")
-    return Lineage(str(root), tracking.git_state(root), uri, [], runs, [], mismatches)
+    return Lineage(str(root), repository.git_state(root), uri, [], runs, [], mismatches)
 
 
 def format_text(lineage: Lineage) -> str:

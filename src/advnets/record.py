@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 from mlflow.entities import Metric
 
-from advnets import selection, tracking
+from advnets import repository, selection, tracking
 from advnets.data import md5_of
 from advnets.errors import AdvnetsError
 from advnets.evaluate import score_generator
@@ -141,7 +141,7 @@ def record_run(record_path: Path, generator: Path, root: Path, epochs: int | Non
     }
     if "torch_device" in record:  # records from before it name only the machine
         tags["device"] = record["torch_device"]
-    data_md5 = tracking.content_md5(root, "data/mnist")
+    data_md5 = repository.content_md5(root, "data/mnist")
     if data_md5:
         tags[f"{tracking.MD5_TAG}data/mnist"] = data_md5
 

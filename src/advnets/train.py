@@ -15,7 +15,7 @@ import mlflow
 import torch
 from torchvision.utils import save_image
 
-from advnets import checkpoint, datasets, tracking
+from advnets import checkpoint, datasets, repository, tracking
 from advnets.atomic import write_csv, write_text, write_torch
 from advnets.collapse import D_WON_BELOW, d_has_won
 from advnets.data import load_mnist, md5_of
@@ -168,11 +168,11 @@ def train_gan(
         if run_id is None:  # train.epochs and the like may change on a resume: logged at the end
             tracking.log_flat_params({**checkpoint.training_params(job.flat_params), **job.tracking_params})
             name, source, output = job.dataset
-            digest = tracking.content_md5(here, output, tracking.locked_md5s(here, job.pipeline))
+            digest = repository.content_md5(here, output, repository.locked_md5s(here, job.pipeline))
             tracking.log_dataset(name, source, digest, context="training")
         lineage = tracking.lineage_tags(here, job.stage, device, job.pipeline, files=("deps",))  # as loaded
         if saved is not None:
-            _note_resume(run.info.run_id, trainer.epoch, lineage, tracking.stage_files(here, job.stage, job.pipeline)["deps"])
+            _note_resume(run.info.run_id, trainer.epoch, lineage, repository.stage_files(here, job.stage, job.pipeline)["deps"])
         mlflow.set_tags(lineage)
         tracking.write_run_record(out.run_record, run, root)
         _log_unlogged_epochs(run.info.run_id, history, scores)
