@@ -18,9 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import signal
-import subprocess
+import sys
 import time
 from pathlib import Path
+
+# This checkout's advnets ahead of any installed one, as stages/_this_checkout.py does for the
+# stages: the record names this checkout's commit as the code that ran.
+CHECKOUT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(CHECKOUT / "src"))
 
 import torch
 import yaml
@@ -29,13 +34,14 @@ from advnets.atomic import write_text, write_torch
 from advnets.data import load_mnist, md5_of
 from advnets.device import device_name
 from advnets.params import read_yaml, validate
+from advnets.repository import git_state
 from advnets.selection import Selector
 from advnets.trainer import Trainer
 
 
 def params_with(overrides: list[str]):
-    """params.yaml with `section.key=value` overrides (values parsed as YAML), validated."""
-    raw = read_yaml()
+    """The checkout's params.yaml with `section.key=value` overrides (values parsed as YAML), validated."""
+    raw = read_yaml(CHECKOUT / "params.yaml")
     for item in overrides:
         key, _, value = item.partition("=")
         section, _, name = key.partition(".")
@@ -46,14 +52,9 @@ def params_with(overrides: list[str]):
 
 
 def commit() -> str:
-    """HEAD, with "+changes" when tracked files differ from it."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
-
-    try:
-        return git("rev-parse", "HEAD") + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    """The checkout's HEAD, with "+changes" when its tree differs from it (repository.git_state)."""
+    state = git_state(CHECKOUT)
+    return state["git.commit"] + ("+changes" if state["git.dirty"] == "true" else "")
 
 
 def sync(device: torch.device) -> None:
@@ -65,7 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--data", default="data", help="root holding mnist/ (run `dvc repro download`)")
+    parser.add_argument("--data", type=Path, default=CHECKOUT / "data", help="root holding mnist/ (`dvc repro download`)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="change a param")
     parser.add_argument("--select", action="store_true", help="score on validation every select.every epochs")
     parser.add_argument("--json", type=Path, help="write params, commit and rows here")
@@ -83,7 +84,7 @@ def main() -> None:
     print(f"device: {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"{trainer.batches_per_epoch} steps per epoch, changed: {args.set or 'nothing'}", flush=True)
 
-    data = {split: md5_of(Path(args.data) / "mnist" / f"{split}.pt") for split in ("train", "valid")}
+    data = {split: md5_of(args.data / "mnist" / f"{split}.pt") for split in ("train", "valid")}
     record = {"commit": commit(), "device": name, "torch_device": str(device), "torch": torch.__version__, "changed": args.set,
               "params": params.model_dump(), "data_md5": data, "started": time.time()}
     rows = []

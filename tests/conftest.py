@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,15 +71,15 @@ def raw_params() -> dict:
 
 
 class PipelineCopy:
-    """The pipeline (dvc.yaml, params, stages, library) in a fresh git + DVC repository."""
+    """The pipeline (dvc.yaml, params, stages, library, benchmarks) in a fresh git + DVC repository."""
 
     def __init__(self, root: Path, mirror: Path):
         self.root = root
         (root / "metrics").mkdir()
         for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "metrics/seeds.json", "metrics/variants.json"):
             shutil.copy2(REPO / name, root / name)
-        for folder in ("stages", "src", "pipelines"):
-            shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+        for folder in ("stages", "src", "pipelines", "benchmarks"):
+            shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", "runs"))
         # mlflow.set_tracking_uri, called by earlier tests, exports MLFLOW_TRACKING_URI: drop it.
         inherited = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
         self.env = {
@@ -165,3 +166,22 @@ def workdir(tmp_path, monkeypatch, mnist_root, empty_mlflow_store) -> Path:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("DVC_ROOT", raising=False)
     return tmp_path
+
+
+def imported_modules(script: Path) -> list[Path]:
+    """The files of the project's modules a script imports (advnets and _this_checkout), run
+    as Python runs a script (its folder first on sys.path) but without calling its main()."""
+    listing = subprocess.run(
+        [sys.executable, "-c", IMPORTED_MODULES, str(script)],
+        capture_output=True, text=True, check=True, cwd=script.parent,  # -c puts the cwd first
+    ).stdout
+    return [Path(line).resolve() for line in listing.splitlines()]
+
+
+IMPORTED_MODULES = """
+import runpy, sys
+runpy.run_path(sys.argv[1], run_name="not_main")
+for name, module in sorted(sys.modules.items()):
+    if (name.startswith("advnets.") or name == "_this_checkout") and getattr(module, "__file__", None):
+        print(module.__file__)
+"""

@@ -2,16 +2,13 @@
 
 import json
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import mlflow
 import yaml
 from dvc.repo import Repo
 
 from advnets.data import load_mnist
-from conftest import REPO, TINY_PIPELINE
+from conftest import REPO, TINY_PIPELINE, imported_modules
 
 
 def test_stages_declare_their_scripts_and_params():
@@ -103,22 +100,3 @@ def test_every_stage_runs_its_own_checkouts_code_and_depends_on_all_of_it(tmp_pa
         for name, stage in yaml.safe_load(pipeline.read_text())["stages"].items():
             deps = stage.get("deps") or stage["do"]["deps"]  # a foreach stage's are under do
             assert "stages/_this_checkout.py" in deps, f"{pipeline.parent.name}: stage {name}"
-
-
-def imported_modules(script: Path) -> list[Path]:
-    """The files of the project's modules a stage script imports (advnets and _this_checkout), run
-    as Python runs a script (its folder first on sys.path) but without calling its main()."""
-    listing = subprocess.run(
-        [sys.executable, "-c", IMPORTED_MODULES, str(script)],
-        capture_output=True, text=True, check=True, cwd=script.parent,  # -c puts the cwd first
-    ).stdout
-    return [Path(line).resolve() for line in listing.splitlines()]
-
-
-IMPORTED_MODULES = """
-import runpy, sys
-runpy.run_path(sys.argv[1], run_name="not_main")
-for name, module in sorted(sys.modules.items()):
-    if (name.startswith("advnets.") or name == "_this_checkout") and getattr(module, "__file__", None):
-        print(module.__file__)
-"""

@@ -10,10 +10,10 @@ import pytest
 
 from advnets.data import md5_of
 from advnets.record import RecordError, check_files, load_record
-from conftest import GIT_USER, REPO, TINY_PIPELINE
+from conftest import GIT_USER, TINY_PIPELINE, imported_modules
 
 
-EPOCH_TIME = [sys.executable, str(REPO / "benchmarks" / "epoch_time.py"), "--device", "cpu", "--select"]
+EPOCH_TIME = [sys.executable, "benchmarks/epoch_time.py", "--device", "cpu", "--select"]  # the checkout's own
 
 
 @pytest.fixture
@@ -32,6 +32,27 @@ def trained_outside(tiny_repo):
     or MLflow, as on a GPU machine), with its record and generator."""
     tiny_repo.run(*EPOCH_TIME, "--epochs", "2", "--json", "run.json", "--save", "gen.pt")
     return tiny_repo
+
+
+def test_a_record_names_the_checkout_whose_code_ran_wherever_it_is_run_from(tiny_repo, tmp_path):
+    """The record is the run's lineage: epoch_time.py runs its own checkout's advnets (not an
+    installed one) and records that checkout's commit, uncommitted changes, params and data."""
+    script = tiny_repo.root / "benchmarks" / "epoch_time.py"
+    imported = imported_modules(script)
+    assert imported and all(tiny_repo.root in module.parents for module in imported)
+
+    code = tiny_repo.root / "src" / "advnets" / "trainer.py"
+    code.write_text(code.read_text() + "# an uncommitted change\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run = subprocess.run([sys.executable, str(script), "--device", "cpu", "--epochs", "1", "--json", "run.json"],
+                         cwd=elsewhere, env=tiny_repo.env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    record = json.loads((elsewhere / "run.json").read_text())
+    head = tiny_repo.run("git", "rev-parse", "HEAD").stdout.strip()
+    assert record["commit"] == f"{head}+changes"
+    assert record["params"]["model"]["g_hidden"] == TINY_PIPELINE["model"]["g_hidden"]  # the checkout's params
+    assert record["data_md5"]["train"] == md5_of(tiny_repo.root / "data" / "mnist" / "train.pt")
 
 
 def test_a_run_ended_by_sigterm_stops_after_its_epoch_with_its_files_whole(tiny_repo):
