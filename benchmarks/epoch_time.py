@@ -1,7 +1,7 @@
 """Wall time of MNIST training epochs as the train stage runs them, on real MNIST.
 
-Runs advnets' Trainer (the train stage's loop: steps, per-epoch monitor) with params.yaml's
-configuration, optionally changed by --set, and prints each epoch's seconds: the steps alone, the
+Runs advnets' Trainer (the train stage's loop: steps, per-epoch monitor) with its checkout's
+params.yaml, optionally changed by --set, and prints each epoch's seconds: the steps alone, the
 whole epoch, and, every select.every epochs with --select, the validation selection score and its
 time. No MLflow or DVC: a speed check, or a quick look at how a configuration learns on a machine
 without the tracking stack. --json writes the rows with the params, commit and data md5s (at every
