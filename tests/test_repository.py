@@ -27,6 +27,9 @@ def test_git_dirty_ignores_what_dvc_writes_but_not_code(tmp_path):
     (tmp_path / "params.yaml").write_text("train:\n  seed: 1\n")  # as `dvc exp run -S` does
     assert repository.git_state(tmp_path)["git.dirty"] == "false"
 
+    (tmp_path / "src" / "new.py").write_text("y = 1\n")  # untracked code
+    assert repository.git_state(tmp_path)["git.dirty"] == "true"
+    (tmp_path / "src" / "new.py").unlink()
     (tmp_path / "src" / "code.py").write_text("x = 2\n")
     state = repository.git_state(tmp_path)
     assert state["git.dirty"] == "true" and len(state["git.commit"]) == 40
