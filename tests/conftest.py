@@ -70,6 +70,12 @@ def raw_params() -> dict:
     return read_yaml(REPO / "params.yaml")
 
 
+def copy_folders(root: Path, *folders: str) -> None:
+    """The repository's folders, without caches or benchmarks/runs (records, not code), into root."""
+    for folder in folders:
+        shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", "runs"))
+
+
 class PipelineCopy:
     """The pipeline (dvc.yaml, params, stages, library, benchmarks) in a fresh git + DVC repository."""
 
@@ -78,8 +84,7 @@ class PipelineCopy:
         (root / "metrics").mkdir()
         for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "metrics/seeds.json", "metrics/variants.json"):
             shutil.copy2(REPO / name, root / name)
-        for folder in ("stages", "src", "pipelines", "benchmarks"):
-            shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", "runs"))
+        copy_folders(root, "stages", "src", "pipelines", "benchmarks")
         # mlflow.set_tracking_uri, called by earlier tests, exports MLFLOW_TRACKING_URI: drop it.
         inherited = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
         self.env = {

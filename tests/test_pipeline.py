@@ -8,7 +8,7 @@ import yaml
 from dvc.repo import Repo
 
 from advnets.data import load_mnist
-from conftest import REPO, TINY_PIPELINE, imported_modules
+from conftest import REPO, TINY_PIPELINE, copy_folders, imported_modules
 
 
 def test_stages_declare_their_scripts_and_params():
@@ -84,8 +84,7 @@ def test_every_stage_runs_its_own_checkouts_code_and_depends_on_all_of_it(tmp_pa
     """A stage's outputs are traceable only if it runs the code of the checkout whose commit and
     md5s its runs record, and dvc.yaml lists every module its script runs. `dvc queue` runs the
     stages in copies of the repository, while an editable install points at the workspace."""
-    for folder in ("stages", "src"):
-        shutil.copytree(REPO / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    copy_folders(tmp_path, "stages", "src")
     copy = tmp_path.resolve()
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     for name, stage in stages.items():

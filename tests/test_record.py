@@ -1,6 +1,5 @@
 import json
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -11,10 +10,12 @@ import pytest
 
 from advnets.data import md5_of
 from advnets.record import RecordError, check_files, load_record
-from conftest import GIT_USER, REPO, TINY_PIPELINE, imported_modules
+from conftest import GIT_USER, TINY_PIPELINE, copy_folders, imported_modules
 
 
-EPOCH_TIME = [sys.executable, "benchmarks/epoch_time.py", "--device", "cpu", "--select"]  # the checkout's own
+def epoch_time(root) -> list[str]:
+    """The command line of the checkout's own benchmarks/epoch_time.py, on the CPU, with selection."""
+    return [sys.executable, str(root / "benchmarks" / "epoch_time.py"), "--device", "cpu", "--select"]
 
 
 @pytest.fixture
@@ -34,8 +35,7 @@ def trained_outside(tiny_repo):
     outside the checkout: the script reads its own checkout's params and data, and records its commit."""
     root, elsewhere = tiny_repo.root, tiny_repo.root.parent / "elsewhere"
     elsewhere.mkdir()
-    run = subprocess.run([sys.executable, str(root / "benchmarks" / "epoch_time.py"), "--device", "cpu", "--select", "--epochs", "2",
-                          "--json", str(root / "run.json"), "--save", str(root / "gen.pt")],
+    run = subprocess.run([*epoch_time(root), "--epochs", "2", "--json", str(root / "run.json"), "--save", str(root / "gen.pt")],
                          cwd=elsewhere, env=tiny_repo.env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     return tiny_repo
@@ -44,14 +44,13 @@ def trained_outside(tiny_repo):
 def test_epoch_time_runs_its_own_checkouts_code(tmp_path):
     """The record names the commit of the checkout holding the script: it must run that
     checkout's advnets, not an installed one."""
-    for folder in ("benchmarks", "src"):
-        shutil.copytree(REPO / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__", "runs"))
+    copy_folders(tmp_path, "benchmarks", "src")
     imported = imported_modules(tmp_path / "benchmarks" / "epoch_time.py")
     assert imported and all(tmp_path.resolve() in module.parents for module in imported)
 
 
 def test_a_run_ended_by_sigterm_stops_after_its_epoch_with_its_files_whole(tiny_repo):
-    args = [*EPOCH_TIME, "--epochs", "500", "--json", "run.json", "--save", "gen.pt"]
+    args = [*epoch_time(tiny_repo.root), "--epochs", "500", "--json", "run.json", "--save", "gen.pt"]
     run = subprocess.Popen(args, cwd=tiny_repo.root, env=tiny_repo.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     record = tiny_repo.root / "run.json"
     deadline = time.monotonic() + 120
