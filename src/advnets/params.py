@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from advnets.errors import AdvnetsError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from advnets.errors import AdvnetsError
 
 MNIST_TRAIN_IMAGES = 60_000
 

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-
-from advnets import discriminator_pass
 from torch import nn
 
+from advnets import discriminator_pass
 from advnets.nets import Discriminator, Generator, build_nets, cap_column_norms, sample_noise
 from advnets.params import DatasetModelParams, ModelParams, StepParams
 from advnets.schedule import ClassicalMomentumSGD
