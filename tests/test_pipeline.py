@@ -80,6 +80,17 @@ def test_full_pipeline_with_a_tiny_config(pipeline, empty_mlflow_store):
     assert "Running stage" not in pipeline.repro()
 
 
+def test_the_report_reruns_on_the_committed_metrics_without_a_model(pipeline):
+    """After `advnets seeds` or `advnets variants` in a checkout that has the committed metrics
+    but no trained model (main), `dvc repro -s report` rewrites the report from them alone."""
+    for name in ("train", "parzen", "toy"):
+        shutil.copy2(REPO / "metrics" / f"{name}.json", pipeline.root / "metrics")
+    assert not (pipeline.root / "models").exists()
+    out = pipeline.repro("-s", "report")
+    assert "no training run record at models/mlflow-run.json; report results not logged" in out
+    # the committed report is the one the committed metrics and params.yaml make
+    assert (pipeline.root / "metrics" / "results.md").read_text() == (REPO / "metrics" / "results.md").read_text()
+
 def test_every_stage_runs_its_own_checkouts_code_and_depends_on_all_of_it(tmp_path):
     """A stage's outputs are traceable only if it runs the code of the checkout whose commit and
     md5s its runs record, and dvc.yaml lists every module its script runs. `dvc queue` runs the

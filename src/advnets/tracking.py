@@ -227,7 +227,11 @@ def record_stage(
     are write-once: if the training run already holds one of them with another value that changes
     results (a rerun with another sample.n), the row would pair this result with the other params,
     so the result and artifacts go to the nested run only, with a warning. Returns the nested run's
-    id, or None when the training run is not in the store."""
+    id, or None when there is no training run to log to: no run record (the report stage rerun on
+    committed metrics, with no model in the workspace), no store, or the run not in the store."""
+    if not Path(run_record).exists():
+        print(f"warning: there is no training run record at {run_record}; {stage} results not logged to MLflow")
+        return None
     root = repo_root()
     uri, parent_id = use_store(root), read_run_id(run_record)  # pointing at a store opens nothing
     if missing_store(uri):  # opening it would create it, empty
