@@ -91,6 +91,7 @@ def test_the_report_reruns_on_the_committed_metrics_without_a_model(pipeline):
     # the committed report is the one the committed metrics and params.yaml make
     assert (pipeline.root / "metrics" / "results.md").read_text() == (REPO / "metrics" / "results.md").read_text()
 
+
 def test_every_stage_runs_its_own_checkouts_code_and_depends_on_all_of_it(tmp_path):
     """A stage's outputs are traceable only if it runs the code of the checkout whose commit and
     md5s its runs record, and dvc.yaml lists every module its script runs. `dvc queue` runs the
