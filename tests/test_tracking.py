@@ -53,6 +53,20 @@ def test_resumes_are_read_from_the_tags_in_epoch_order():
     assert tracking.resumes(tags) == [{"epoch": 99, "changes": "git.commit: a -> b"}, {"epoch": 781, "changes": "nothing"}]
 
 
+def test_the_machines_a_run_trained_on_are_read_from_its_resumes_in_order():
+    cpu1, cpu2 = "AMD EPYC, 2 cores, 1 thread", "AMD EPYC, 2 cores, 2 threads"
+    tags = {
+        "resumed_after_epoch.900": f"git.commit: a -> b; device.name: {cpu1} -> {cpu2}",
+        "resumed_after_epoch.100": "nothing",
+        "resumed_after_epoch.950": f"device.name: {cpu2} -> H200; then device.name: H200 -> {cpu2}",
+        "device.name": cpu2,
+    }
+    assert tracking.machines(tags) == [cpu1, cpu2, "H200", cpu2]
+    assert tracking.machines({"resumed_after_epoch.5": "device.name: (not recorded) -> H200", "device.name": "H200"}) == ["H200"]
+    assert tracking.machines({"device": "cpu"}) == ["cpu"]  # a run from before device.name
+    assert tracking.machines({}) == []
+
+
 def test_a_missing_store_is_a_sqlite_file_that_does_not_exist_as_sqlalchemy_reads_the_uri(tmp_path):
     (tmp_path / "my store.db").write_bytes(b"")
     there, absent = tmp_path / "my store.db", tmp_path / "none.db"

@@ -165,7 +165,7 @@ def seed_row(run: mlflow.entities.Run, client: mlflow.MlflowClient) -> dict[str,
         "valid_curve": [[epoch, value] for epoch, value in curve.items()],  # every scored epoch
         # the epochs' steps, summed (not the monitor, the selection's scoring or the checkpoints)
         "train_hours": sum(seconds) / 3600 if seconds else None,
-        "machine": tags.get("device.name") or tags.get("device"),  # runs before device.name: cpu, cuda
+        "machine": ", then ".join(tracking.machines(tags)) or None,  # in order, where a resume changed it
         "d_fake_last": run.data.metrics.get(D_FAKE),  # the run's latest value: its last epoch's
     }
 

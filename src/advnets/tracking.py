@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,23 @@ def resumes(tags: dict[str, str]) -> list[dict[str, Any]]:
     """[{epoch, changes}] for each session that resumed the run, in epoch order, from its tags."""
     found = [{"epoch": int(k.removeprefix(RESUME_TAG)), "changes": v} for k, v in tags.items() if k.startswith(RESUME_TAG)]
     return sorted(found, key=lambda resume: resume["epoch"])
+
+
+MACHINE_CHANGE = re.compile(r"device\.name: (.+?) -> (.+?)(?=; |$)")
+
+
+def machines(tags: dict[str, str]) -> list[str]:
+    """The machines a run trained on, in order: the device.name changes its resumes recorded, else
+    its device.name tag (or, for runs before that tag, its device)."""
+    used: list[str] = []
+    for resume in resumes(tags):
+        for machine in (m for change in MACHINE_CHANGE.findall(resume["changes"]) for m in change):
+            if machine != "(not recorded)" and (not used or used[-1] != machine):
+                used.append(machine)
+    now = tags.get("device.name") or tags.get("device")
+    if now and (not used or used[-1] != now):
+        used.append(now)
+    return used
 
 
 def log_dataset(name: str, source_url: str, digest: str | None, context: str) -> None:
