@@ -8,12 +8,12 @@ from advnets import tracking
 from advnets.data import load_mnist, md5_of
 from advnets.evaluate import ParzenFiles, run_parzen
 from advnets.params import validate
-from advnets.parzen import PixelRangeError
+from advnets.parzen import PixelRangeError, log_likelihood
 from advnets.sampling import save_samples
 from conftest import REPO, override
 
 FILES = ParzenFiles()
-SMALL = {"parzen": {"valid_points": 50, "test_points": 100, "baseline_samples": 300}}
+SMALL = {"parzen": {"valid_points": 50, "test_points": 100, "baseline_samples": 300}, "select": {"valid_points": 200}}
 
 
 @pytest.fixture
@@ -28,7 +28,8 @@ def training_run(workdir):
 def test_metrics_baselines_and_the_mlflow_run(workdir, training_run, raw_params):
     shutil.copy(REPO / "dvc.yaml", workdir)  # the stage's files, for the lineage tags
     params = validate(override(raw_params, SMALL))
-    save_samples(FILES.samples, load_mnist("train")[0][1000:1400])
+    samples, real = load_mnist("train")[0][1000:1400], load_mnist("train")[0][:300]
+    save_samples(FILES.samples, samples)
     metrics = run_parzen(params)
 
     written = json.loads(FILES.metrics.read_text())
@@ -41,10 +42,17 @@ def test_metrics_baselines_and_the_mlflow_run(workdir, training_run, raw_params)
     assert baselines["paper_table1"]["Adversarial nets"] == {"mean": 225.0, "se": 2.0}
     assert baselines["real_training_images"]["n_samples"] == 300
     assert FILES.sigma_sweep.read_text().splitlines()[0] == "sigma,valid_ll,valid_ll_real_images"
+    # the validation images the checkpoint selection scores (after the 50 that choose sigma), at
+    # each one's chosen sigma: the samples' and the real images' figures beside their test ones
+    selection_images = load_mnist("valid")[0][50:250]
+    for scored, scored_samples in ((written, samples), (baselines["real_training_images"], real)):
+        expected = log_likelihood(selection_images, scored_samples, scored["sigma"]).mean().item()
+        assert scored["selection_ll_mean"] == pytest.approx(expected) and scored["n_selection"] == 200
 
     client = mlflow.MlflowClient()
     run = client.get_run(training_run)  # the model's row: its Parzen score beside its params
     assert run.data.metrics["parzen.test_ll_mean"] == pytest.approx(written["test_ll_mean"])
+    assert run.data.metrics["parzen.selection_ll_mean"] == pytest.approx(written["selection_ll_mean"])
     assert run.data.params["parzen.valid_points"] == "50"
     assert {a.path for a in client.list_artifacts(training_run, "parzen")} == {
         "parzen/parzen.json", "parzen/parzen_sigmas.csv"}

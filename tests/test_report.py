@@ -28,6 +28,20 @@ def test_table_has_the_paper_rows_ours_and_the_calibration(raw_params):
     assert "real training images as the samples (σ = 0.1668) | 241.2 ± 2.1 |" in text
     assert "| g at step 0 | 0.1000 | -1.1860 |" in text
     assert "(../figures/figure2.png)" in text
+    assert "validation images the scored samples reach" not in text  # a parzen.json without those figures
+
+
+def test_the_selection_images_scores_stand_beside_the_test_ones(raw_params):
+    real = {**PARZEN["baselines"]["real_training_images"], "selection_ll_mean": 247.9, "selection_ll_se": 2.21}
+    parzen = {
+        **PARZEN, "selection_ll_mean": 226.71, "selection_ll_se": 2.34, "n_selection": 9000,
+        "baselines": {**PARZEN["baselines"], "real_training_images": real},
+    }
+    text = results_markdown(validate(raw_params), TRAIN, parzen, TOY)
+    assert (
+        "On those 9000 validation images the scored samples reach 226.7 ± 2.3, against 221.4 on the test set, "
+        "and the calibration's real training images 247.9 ± 2.2, against 241.2"
+    ) in text
 
 
 SEEDS = {

@@ -15,8 +15,9 @@ from advnets.atomic import write_csv, write_text
 from advnets.data import load_mnist, md5_of
 from advnets.device import resolve_device
 from advnets.params import Params
-from advnets.parzen import PAPER_SOURCE, PAPER_TABLE1_MNIST, ParzenResult, evaluate
+from advnets.parzen import PAPER_SOURCE, PAPER_TABLE1_MNIST, ParzenResult, evaluate, log_likelihoods, mean_and_se
 from advnets.sampling import draw_samples, load_generator, load_samples
+from advnets.selection import validation_split
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,16 @@ def score_generator(generator_path: Path, params: Params, data_root: str | Path 
     return score_samples(draw_samples(generator, params.model, params.sample.n, params.sample.seed), params, data_root)
 
 
+def on_selection_images(samples: torch.Tensor, sigma: float, params: Params, data_root: str | Path = "data") -> dict:
+    """The samples' mean log-likelihood, at the sigma the protocol chose, of the validation images
+    the checkpoint selection scores: beside the test figure, how far validation scores run above it."""
+    device = resolve_device(params.parzen.device)
+    points = validation_split(load_mnist("valid", data_root)[0], params)[1]
+    values = log_likelihoods(points.to(device), samples.to(device), [sigma], params.parzen.chunk_size)[0]
+    mean, se = mean_and_se(values)
+    return {"selection_ll_mean": mean, "selection_ll_se": se, "n_selection": len(points)}
+
+
 def run_parzen(params: Params, data_root: str | Path = "data", files: ParzenFiles = ParzenFiles()) -> dict:
     config = params.parzen
     device = resolve_device(config.device)
@@ -55,6 +66,7 @@ def run_parzen(params: Params, data_root: str | Path = "data", files: ParzenFile
 
     metrics = {
         **gan.as_dict(),
+        **on_selection_images(samples, gan.sigma, params, data_root),
         "seconds": seconds,
         "device": str(device),
         "samples_md5": md5_of(files.samples),
@@ -62,6 +74,7 @@ def run_parzen(params: Params, data_root: str | Path = "data", files: ParzenFile
             "real_training_images": {
                 "what": f"the first {len(real)} training images used as the samples, same protocol",
                 **baseline.as_dict(),
+                **on_selection_images(real, baseline.sigma, params, data_root),
             },
             "paper_table1": {
                 "source": PAPER_SOURCE,
@@ -86,6 +99,8 @@ def _log_to_training_run(files: ParzenFiles, params: Params, metrics: dict) -> N
         "parzen.test_ll_se": metrics["test_ll_se"],
         "parzen.sigma": metrics["sigma"],
         "parzen.real_images.test_ll_mean": real["test_ll_mean"],
+        "parzen.selection_ll_mean": metrics["selection_ll_mean"],
+        "parzen.real_images.selection_ll_mean": real["selection_ll_mean"],
     }
     tracking.record_stage(
         "parzen",

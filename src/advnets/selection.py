@@ -19,13 +19,18 @@ from advnets.params import Params
 from advnets.parzen import evaluate
 
 
+def validation_split(valid_images: torch.Tensor, params: Params) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the validation images that choose sigma, the ones the selection scores), apart."""
+    n_sigma = params.parzen.valid_points
+    return valid_images[:n_sigma], valid_images[n_sigma : n_sigma + params.select.valid_points]
+
+
 class Selector:
     def __init__(self, params: Params, valid_images: torch.Tensor, device: torch.device):
         self.every, self.last_epoch = params.select.every, params.train.epochs
         self.sigmas = params.parzen.sigmas
-        n_sigma = params.parzen.valid_points
-        self.sigma_points = valid_images[:n_sigma].to(device)
-        self.score_points = valid_images[n_sigma : n_sigma + params.select.valid_points].to(device)
+        sigma_points, score_points = validation_split(valid_images, params)
+        self.sigma_points, self.score_points = sigma_points.to(device), score_points.to(device)
         # Fixed noise from its own stream (seeded apart from the monitor's), drawn once, so every
         # scored epoch is judged on the same z and training's random stream is never touched.
         fixed = torch.Generator().manual_seed(params.train.seed + 1_000_003)
