@@ -28,7 +28,8 @@ def training_run(workdir):
 def test_metrics_baselines_and_the_mlflow_run(workdir, training_run, raw_params):
     shutil.copy(REPO / "dvc.yaml", workdir)  # the stage's files, for the lineage tags
     params = validate(override(raw_params, SMALL))
-    samples, real = load_mnist("train")[0][1000:1400], load_mnist("train")[0][:300]
+    train_images = load_mnist("train")[0]
+    samples, real = train_images[1000:1400], train_images[:300]
     save_samples(FILES.samples, samples)
     metrics = run_parzen(params)
 

@@ -43,11 +43,10 @@ def score_generator(generator_path: Path, params: Params, data_root: str | Path 
     return score_samples(draw_samples(generator, params.model, params.sample.n, params.sample.seed), params, data_root)
 
 
-def on_selection_images(samples: torch.Tensor, sigma: float, params: Params, data_root: str | Path = "data") -> dict:
-    """The samples' mean log-likelihood, at the sigma the protocol chose, of the validation images
-    the checkpoint selection scores: beside the test figure, how far validation scores run above it."""
+def on_selection_images(samples: torch.Tensor, sigma: float, points: torch.Tensor, params: Params) -> dict:
+    """The samples' mean log-likelihood, at the sigma the protocol chose, of `points`: the validation
+    images the checkpoint selection scores. Beside the test figure, how far validation runs above it."""
     device = resolve_device(params.parzen.device)
-    points = validation_split(load_mnist("valid", data_root)[0], params)[1]
     values = log_likelihoods(points.to(device), samples.to(device), [sigma], params.parzen.chunk_size)[0]
     mean, se = mean_and_se(values)
     return {"selection_ll_mean": mean, "selection_ll_se": se, "n_selection": len(points)}
@@ -57,6 +56,7 @@ def run_parzen(params: Params, data_root: str | Path = "data", files: ParzenFile
     config = params.parzen
     device = resolve_device(config.device)
     real = load_mnist("train", data_root)[0][: config.baseline_samples]
+    selection_images = validation_split(load_mnist("valid", data_root)[0], params)[1]
     samples = load_samples(files.samples)
 
     start = time.perf_counter()
@@ -66,7 +66,7 @@ def run_parzen(params: Params, data_root: str | Path = "data", files: ParzenFile
 
     metrics = {
         **gan.as_dict(),
-        **on_selection_images(samples, gan.sigma, params, data_root),
+        **on_selection_images(samples, gan.sigma, selection_images, params),
         "seconds": seconds,
         "device": str(device),
         "samples_md5": md5_of(files.samples),
@@ -74,7 +74,7 @@ def run_parzen(params: Params, data_root: str | Path = "data", files: ParzenFile
             "real_training_images": {
                 "what": f"the first {len(real)} training images used as the samples, same protocol",
                 **baseline.as_dict(),
-                **on_selection_images(real, baseline.sigma, params, data_root),
+                **on_selection_images(real, baseline.sigma, selection_images, params),
             },
             "paper_table1": {
                 "source": PAPER_SOURCE,
