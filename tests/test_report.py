@@ -102,6 +102,31 @@ def test_without_variants_of_this_configuration_the_report_says_how_to_make_them
     assert "Best figure" not in text and "run `advnets variants`, then `dvc repro`" in text
 
 
+def test_long_runs_of_the_best_figure_are_carried_to_the_end_of_the_decay(raw_params):
+    def spent(epoch):  # the paper's schedule, 500 steps an epoch
+        return 1 - 1.000004 ** -(500 * epoch)
+
+    row = _variant({"train.epochs": "2000"}, 221.0, 1990)
+    seeds = [
+        {**row["seeds"][0], "test_ll_mean": 221.0, "valid_curve": [[e, 100 + 80 * spent(e)] for e in range(5, 2001, 5)]},
+        {**row["seeds"][0], "seed": 1, "test_ll_mean": 222.0, "selected_epoch": 2000,
+         "valid_curve": [[e, 110 + 40 * spent(e)] for e in range(5, 2001, 5)]},
+    ]
+    row.update(n_seeds=2, test_ll_mean=221.5, seeds=seeds)
+    text = results_markdown(validate(raw_params), TRAIN, PARZEN, TOY, SEEDS, {"variants": [row]})
+    rises = 80 * (1 - spent(1990)), 40 * (1 - spent(2000))  # 1.5 and 0.7
+    assert "the runs ended at epoch 2,000, having taken 98.2% of the learning rate's sum" in text
+    assert f"rises {rises[0]:.1f} (seed 0) and {rises[1]:.1f} (seed 1) from the selected epoch" in text
+    ends = 221.0 + rises[0], 222.0 + rises[1]
+    assert f"that estimates {ends[0]:.1f} and {ends[1]:.1f}, mean {sum(ends) / 2:.1f} for the same runs" in text
+    assert "landed +0.0 and +0.0 from their mean score" in text  # straight lines: foreseen exactly
+
+    short = _variant({"train.epochs": "1000"}, 214.0, 975)  # 86.5% of the sum: too far to carry
+    short["seeds"][0]["valid_curve"] = [[e, 100 + 80 * spent(e)] for e in range(5, 1001, 5)]
+    text = results_markdown(validate(raw_params), TRAIN, PARZEN, TOY, SEEDS, {"variants": [short]})
+    assert "**214.0**" in text and "Where it heads" not in text
+
+
 def test_the_best_figure_of_several_seeds_is_their_mean(raw_params):
     row = _variant({"train.epochs": "1000"}, 212.0, 975)
     row.update(n_seeds=2, seeds=[*row["seeds"], {**row["seeds"][0], "seed": 1, "selected_epoch": 990}])

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from advnets.collapse import D_WON_BELOW, d_has_won
+from advnets.extrapolation import TAIL_EPOCHS, foresight_error, rise_to_schedule_end
 from advnets.params import Params
 from advnets.schedule import learning_rate_spent
 
@@ -19,6 +20,9 @@ SPENT_EPOCHS = CURVE_EPOCHS[2:]
 # What the paper leaves open: how long to train and which epoch to keep. A run that changes only
 # these is still the paper's configuration.
 UNSPECIFIED_BY_PAPER = {"train.epochs", "select.every", "select.samples", "select.valid_points"}
+# The report carries a run's validation curve to the end of the learning rate's decay only when
+# the run has taken at least this share of the rate's sum: the rest is then a short step.
+EXTRAPOLATE_FROM_SPENT = 0.95
 VARIANTS_FIGURE = "figures/variants.png"  # written by `advnets variants` beside metrics/variants.*
 
 FIGURES = {
@@ -177,8 +181,10 @@ def _variants_section(params: Params, variants: dict[str, Any] | None, paper_row
             f"{paper_row['mean']:g} ± {paper_row['se']:g}.",
             "",
         ]
+    lines += _length_bound(params)
+    if best is not None:
+        lines += _schedule_end(params, best, paper_row)
     return lines + [
-        *_length_bound(params),
         "Every configuration that `advnets variants` has found in the MLflow store (`metrics/variants.md`; a "
         "seed whose run a later store lacks is kept), as "
         f"its changes from params.yaml; their validation curves are in [{VARIANTS_FIGURE}](../{VARIANTS_FIGURE}):",
@@ -193,15 +199,59 @@ def _length_bound(params: Params) -> list[str]:
     shares = schedule_spent(params, SPENT_EPOCHS)
     if not shares:
         return []
-    *earlier, last = [f"{share:.1%} by epoch {epoch:,}" for epoch, share in shares.items()]
     return [
         f"The learning rate is divided by {params.train.lr_decay} after every step (down to a floor of "
         f"{params.train.lr_min:g}), so the sum of its decaying part is finite and a run's length limits "
-        f"how far it can still move: of that sum, a run has taken {', '.join(earlier)} and "
-        f"{last}. The official code had no stopping rule, but whatever a run learns after epoch "
-        f"{SPENT_EPOCHS[-1]:,} rides on the last {1 - shares[SPENT_EPOCHS[-1]]:.1%}.",
+        f"how far it can still move: of that sum, a run has taken "
+        f"{_and(f'{share:.1%} by epoch {epoch:,}' for epoch, share in shares.items())}. The official "
+        f"code had no stopping rule, but whatever a run learns after epoch {SPENT_EPOCHS[-1]:,} rides "
+        f"on the last {1 - shares[SPENT_EPOCHS[-1]]:.1%}.",
         "",
     ]
+
+
+def _schedule_end(params: Params, best: dict[str, Any], paper_row: dict[str, Any]) -> list[str]:
+    """Where each seed of the best figure heads once the learning rate's decay is spent
+    (`advnets.extrapolation`), for runs that have taken most of the rate's sum."""
+    seeds = best["seeds"]
+    if params.train.lr_decay == 1 or not all(seed.get("valid_curve") for seed in seeds):
+        return []
+
+    def spent(epoch: int) -> float:
+        return learning_rate_spent(params.train, epoch * params.batches_per_epoch)
+
+    last_epochs = sorted({int(seed["valid_curve"][-1][0]) for seed in seeds})
+    if min(spent(epoch) for epoch in last_epochs) < EXTRAPOLATE_FROM_SPENT:
+        return []
+    rises, errors, tests = [], [], []
+    for seed in seeds:
+        curve = seed["valid_curve"]
+        rise = rise_to_schedule_end(curve, spent, seed["selected_epoch"] or int(curve[-1][0]))
+        rises.append(f"{rise:.1f} (seed {seed['seed']})")
+        tests.append(seed["test_ll_mean"] + rise)
+        errors.append(f"{round(foresight_error(curve, spent), 1) + 0.0:+.1f}")  # + 0.0: no "-0.0"
+    ends = (
+        f"epoch{'s' if len(last_epochs) > 1 else ''} {_and(f'{epoch:,}' for epoch in last_epochs)}, "
+        f"having taken {_and(f'{spent(epoch):.1%}' for epoch in last_epochs)}"
+    )
+    mean = f", mean {sum(tests) / len(tests):.1f}" if len(tests) > 1 else ""
+    return [
+        f"Where it heads: the runs ended at {ends} of the learning rate's sum. A straight line "
+        "through each seed's validation scores against the share of the sum taken, over the second "
+        f"half of its run, rises {_and(rises)} from the selected epoch to the whole sum. Added "
+        f"to the test scores, that estimates {_and(f'{t:.1f}' for t in tests)}{mean} for the same "
+        "runs trained until the decay is spent, against the paper's "
+        f"{paper_row['mean']:g} ± {paper_row['se']:g}. This is a fit, not a measurement: the same line "
+        f"through each run's second quarter, carried to its last {TAIL_EPOCHS} epochs, landed "
+        f"{_and(errors)} from their mean score (negative: short of it).",
+        "",
+    ]
+
+
+def _and(items: Iterable[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    *head, last = items
+    return f"{', '.join(head)} and {last}" if head else last
 
 
 def schedule_spent(params: Params, epochs: Iterable[int]) -> dict[int, float]:

@@ -1,0 +1,39 @@
+import math
+
+import pytest
+
+from advnets.extrapolation import foresight_error, rise_to_schedule_end
+
+
+def spent(epoch: int) -> float:
+    """The paper's schedule: 500 steps an epoch, the rate divided by 1.000004 after each."""
+    return -math.expm1(-epoch * 500 * math.log(1.000004))
+
+
+def curve(score, last=2000, every=5):
+    return [[epoch, score(spent(epoch))] for epoch in range(every, last + 1, every)]
+
+
+def test_on_a_straight_line_the_rise_is_what_the_rest_of_the_sum_adds():
+    line = curve(lambda share: 100 + 80 * share)
+    assert rise_to_schedule_end(line, spent, 1990) == pytest.approx(80 * (1 - spent(1990)), rel=1e-6)
+    assert foresight_error(line, spent) == pytest.approx(0, abs=1e-6)
+
+
+def test_the_rise_starts_from_the_line_not_from_the_selected_score():
+    lucky = curve(lambda share: 100 + 80 * share)
+    lucky[-3][1] += 5  # epoch 1990 scored high by chance, which is why the selection kept it
+    rise = rise_to_schedule_end(lucky, spent, 1990)
+    assert rise == pytest.approx(80 * (1 - spent(1990)), abs=0.1)  # one point barely moves the line
+    from_lucky_score = 100 + 80 - lucky[-3][1]
+    assert rise > 1.0 > 0 > from_lucky_score
+
+
+def test_a_curve_that_bends_upward_late_makes_the_foresight_fall_short():
+    bending = curve(lambda share: 100 + 80 * share + 400 * max(share - 0.9, 0) ** 2)
+    assert foresight_error(bending, spent) < -0.5
+
+
+def test_too_few_scored_epochs_are_refused():
+    with pytest.raises(ValueError, match="3 scored epochs"):
+        rise_to_schedule_end([[1000, 200.0], [2000, 210.0]], spent, 2000)
