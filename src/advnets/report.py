@@ -235,12 +235,13 @@ def _schedule_end(params: Params, best: dict[str, Any], paper_row: dict[str, Any
         f"having taken {_and(f'{spent(epoch):.1%}' for epoch in last_epochs)}"
     )
     mean = f", mean {sum(tests) / len(tests):.1f}" if len(tests) > 1 else ""
+    runs = "runs" if len(seeds) > 1 else "run"
     return [
-        f"Where it heads: the runs ended at {ends} of the learning rate's sum. A straight line "
+        f"Where it heads: the {runs} ended at {ends} of the learning rate's sum. A straight line "
         "through each seed's validation scores against the share of the sum taken, over the second "
         f"half of its run, rises {_and(rises)} from the selected epoch to the whole sum. Added "
         f"to the test scores, that estimates {_and(f'{t:.1f}' for t in tests)}{mean} for the same "
-        "runs trained until the decay is spent, against the paper's "
+        f"{runs} continued until the decay is spent, against the paper's "
         f"{paper_row['mean']:g} ± {paper_row['se']:g}. This is a fit, not a measurement: the same line "
         f"through each run's second quarter, carried to its last {TAIL_EPOCHS} epochs, landed "
         f"{_and(errors)} from their mean score (negative: short of it).",
