@@ -29,11 +29,22 @@ def test_the_rise_starts_from_the_line_not_from_the_selected_score():
     assert rise > 1.0 > 0 > from_lucky_score
 
 
-def test_a_curve_that_bends_upward_late_makes_the_foresight_fall_short():
+def test_a_curve_that_bends_upward_late_makes_the_lines_foresight_fall_short():
     bending = curve(lambda share: 100 + 80 * share + 400 * max(share - 0.9, 0) ** 2)
     assert foresight_error(bending, spent) < -0.5
 
 
+def test_a_parabola_follows_a_curve_that_bends_evenly_where_a_line_cannot():
+    bending = curve(lambda share: 100 + 80 * share + 300 * share**2)
+    assert foresight_error(bending, spent, degree=2) == pytest.approx(0, abs=1e-4)
+    assert rise_to_schedule_end(bending, spent, 2000, degree=2) == pytest.approx(
+        80 * (1 - spent(2000)) + 300 * (1 - spent(2000) ** 2), rel=1e-4
+    )
+    assert rise_to_schedule_end(bending, spent, 2000) < rise_to_schedule_end(bending, spent, 2000, degree=2)
+
+
 def test_too_few_scored_epochs_are_refused():
-    with pytest.raises(ValueError, match="3 scored epochs"):
+    with pytest.raises(ValueError, match="degree-1 fit needs 3 scored epochs"):
         rise_to_schedule_end([[1000, 200.0], [2000, 210.0]], spent, 2000)
+    with pytest.raises(ValueError, match="degree-2 fit needs 4 scored epochs"):
+        rise_to_schedule_end([[1000, 200.0], [1500, 205.0], [2000, 210.0]], spent, 2000, degree=2)

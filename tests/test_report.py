@@ -114,12 +114,13 @@ def test_long_runs_of_the_best_figure_are_carried_to_the_end_of_the_decay(raw_pa
     ]
     row.update(n_seeds=2, test_ll_mean=221.5, seeds=seeds)
     text = results_markdown(validate(raw_params), TRAIN, PARZEN, TOY, SEEDS, {"variants": [row]})
-    rises = 80 * (1 - spent(1990)), 40 * (1 - spent(2000))  # 1.5 and 0.7
-    assert "the runs ended at epoch 2,000, having taken 98.2% of the learning rate's sum" in text
-    assert f"rises {rises[0]:.1f} (seed 0) and {rises[1]:.1f} (seed 1) from the selected epoch" in text
-    ends = 221.0 + rises[0], 222.0 + rises[1]
-    assert f"that estimates {ends[0]:.1f} and {ends[1]:.1f}, mean {sum(ends) / 2:.1f} for the same runs" in text
-    assert "landed +0.0 and +0.0 from their mean score" in text  # straight lines: foreseen exactly
+    rises = 80 * (1 - spent(1990)), 40 * (1 - spent(2000))  # 1.5 and 0.7, for the line and the parabola
+    assert "the runs (seeds 0 and 1) ended at epoch 2,000, having taken 98.2% of the learning rate's sum" in text
+    assert f"a straight line rises {rises[0]:.1f} and {rises[1]:.1f} and a parabola {rises[0]:.1f} and {rises[1]:.1f}." in text
+    ends = f"{221.0 + rises[0]:.1f} and {222.0 + rises[1]:.1f} (mean {(443.0 + sum(rises)) / 2:.1f})"
+    assert f"continued until the decay is spent at {ends} and {ends}, against the paper's 225 ± 2" in text
+    # straight lines: both fits foresee them exactly
+    assert "the straight line landed +0.0 and +0.0 and the parabola +0.0 and +0.0 from their mean score" in text
 
     short = _variant({"train.epochs": "1000"}, 214.0, 975)  # 86.5% of the sum: too far to carry
     short["seeds"][0]["valid_curve"] = [[e, 100 + 80 * spent(e)] for e in range(5, 1001, 5)]

@@ -23,6 +23,7 @@ UNSPECIFIED_BY_PAPER = {"train.epochs", "select.every", "select.samples", "selec
 # The report carries a run's validation curve to the end of the learning rate's decay only when
 # the run has taken at least this share of the rate's sum: the rest is then a short step.
 EXTRAPOLATE_FROM_SPENT = 0.95
+EXTRAPOLATION_FITS = {"straight line": 1, "parabola": 2}  # fit: polynomial degree
 VARIANTS_FIGURE = "figures/variants.png"  # written by `advnets variants` beside metrics/variants.*
 
 FIGURES = {
@@ -223,28 +224,30 @@ def _schedule_end(params: Params, best: dict[str, Any], paper_row: dict[str, Any
     last_epochs = sorted({int(seed["valid_curve"][-1][0]) for seed in seeds})
     if min(spent(epoch) for epoch in last_epochs) < EXTRAPOLATE_FROM_SPENT:
         return []
-    rises, errors, tests = [], [], []
-    for seed in seeds:
-        curve = seed["valid_curve"]
-        rise = rise_to_schedule_end(curve, spent, seed["selected_epoch"] or int(curve[-1][0]))
-        rises.append(f"{rise:.1f} (seed {seed['seed']})")
-        tests.append(seed["test_ll_mean"] + rise)
-        errors.append(f"{round(foresight_error(curve, spent), 1) + 0.0:+.1f}")  # + 0.0: no "-0.0"
-    ends = (
-        f"epoch{'s' if len(last_epochs) > 1 else ''} {_and(f'{epoch:,}' for epoch in last_epochs)}, "
-        f"having taken {_and(f'{spent(epoch):.1%}' for epoch in last_epochs)}"
-    )
-    mean = f", mean {sum(tests) / len(tests):.1f}" if len(tests) > 1 else ""
-    runs = "runs" if len(seeds) > 1 else "run"
+    s = "s" if len(seeds) > 1 else ""  # plural
+    rises, estimates, checks = [], [], []
+    for fit, degree in EXTRAPOLATION_FITS.items():
+        fit_rises, tests, errors = [], [], []
+        for seed in seeds:
+            curve = seed["valid_curve"]
+            rise = rise_to_schedule_end(curve, spent, seed["selected_epoch"] or int(curve[-1][0]), degree)
+            fit_rises.append(f"{rise:.1f}")
+            tests.append(seed["test_ll_mean"] + rise)
+            errors.append(f"{round(foresight_error(curve, spent, degree), 1) + 0.0:+.1f}")  # + 0.0: no -0.0
+        mean = f" (mean {sum(tests) / len(tests):.1f})" if s else ""
+        rises.append(f"a {fit}{'' if rises else ' rises'} {_and(fit_rises)}")
+        estimates.append(_and(f"{test:.1f}" for test in tests) + mean)
+        checks.append(f"the {fit}{'' if checks else ' landed'} {_and(errors)}")
     return [
-        f"Where it heads: the {runs} ended at {ends} of the learning rate's sum. A straight line "
-        "through each seed's validation scores against the share of the sum taken, over the second "
-        f"half of its run, rises {_and(rises)} from the selected epoch to the whole sum. Added "
-        f"to the test scores, that estimates {_and(f'{t:.1f}' for t in tests)}{mean} for the same "
-        f"{runs} continued until the decay is spent, against the paper's "
-        f"{paper_row['mean']:g} ± {paper_row['se']:g}. This is a fit, not a measurement: the same line "
-        f"through each run's second quarter, carried to its last {TAIL_EPOCHS} epochs, landed "
-        f"{_and(errors)} from their mean score (negative: short of it).",
+        f"Where it heads: the run{s} (seed{s} {_and(str(seed['seed']) for seed in seeds)}) ended at "
+        f"epoch{'s' if len(last_epochs) > 1 else ''} {_and(f'{epoch:,}' for epoch in last_epochs)}, having "
+        f"taken {_and(f'{spent(epoch):.1%}' for epoch in last_epochs)} of the learning rate's sum. Fitted to "
+        "each seed's validation scores over the second half of its run, against the share of the sum "
+        f"taken, and carried from the selected epoch to the whole sum, {_and(rises)}. Added to the test "
+        f"score{s}, they estimate the same run{s} continued until the decay is spent at "
+        f"{_and(estimates)}, against the paper's {paper_row['mean']:g} ± {paper_row['se']:g}. These are "
+        "fits, not measurements: made the same way on each run's second quarter and carried to its last "
+        f"{TAIL_EPOCHS} epochs, {_and(checks)} from their mean score (negative: short of it).",
         "",
     ]
 
