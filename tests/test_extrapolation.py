@@ -20,6 +20,22 @@ def test_on_a_straight_line_the_rise_is_what_the_rest_of_the_sum_adds():
     assert foresight_error(line, spent) == pytest.approx(0, abs=1e-6)
 
 
+def test_the_rise_follows_the_second_half_of_the_run_only():
+    kinked = curve(lambda share: 100 + 80 * share + 200 * min(share - spent(1000), 0))  # steeper before 1000
+    assert rise_to_schedule_end(kinked, spent, 1990) == pytest.approx(80 * (1 - spent(1990)), rel=1e-6)
+
+
+def test_the_foresight_fits_the_second_quarter_and_checks_the_last_fifty_epochs():
+    kinked = curve(lambda share: 100 + 80 * share + 200 * min(share - spent(500), 0))  # steeper before 500
+    kinked[-1][1] += 10  # one of the last 10 scored epochs (every 5 of the last 50) scored 10 more
+    assert foresight_error(kinked, spent) == pytest.approx(-10 / 10, abs=1e-6)
+
+
+def test_a_selected_epoch_before_the_fitted_half_is_refused():
+    with pytest.raises(ValueError, match="before the fitted second half"):
+        rise_to_schedule_end(curve(lambda share: 100 + 80 * share), spent, 900)
+
+
 def test_the_rise_starts_from_the_line_not_from_the_selected_score():
     lucky = curve(lambda share: 100 + 80 * share)
     lucky[-3][1] += 5  # epoch 1990 scored high by chance, which is why the selection kept it

@@ -1,3 +1,5 @@
+import pytest
+
 from advnets.params import validate
 from advnets.report import results_markdown
 
@@ -102,30 +104,60 @@ def test_without_variants_of_this_configuration_the_report_says_how_to_make_them
     assert "Best figure" not in text and "run `advnets variants`, then `dvc repro`" in text
 
 
+def _paper_spent(epoch):  # the paper's schedule, 500 steps an epoch
+    return 1 - 1.000004 ** -(500 * epoch)
+
+
+def _long_run(seed, selected_epoch, test, score, last=2000, every=5):
+    curve = [[e, score(_paper_spent(e))] for e in range(every, last + 1, every)]
+    return {"seed": seed, "test_ll_mean": test, "selected_epoch": selected_epoch, "git_commit": "27f50bdaa",
+            "valid_curve": curve}
+
+
+def _long_variant(*seeds):
+    row = _variant({"train.epochs": "2000"}, 221.5, 2000)
+    row.update(n_seeds=len(seeds), seeds=list(seeds))
+    return {"variants": [row]}
+
+
 def test_long_runs_of_the_best_figure_are_carried_to_the_end_of_the_decay(raw_params):
-    def spent(epoch):  # the paper's schedule, 500 steps an epoch
-        return 1 - 1.000004 ** -(500 * epoch)
+    def bending(share):  # a parabola: the parabola fits it exactly, a straight line falls short
+        return 100 + 80 * share + 300 * share**2
 
-    row = _variant({"train.epochs": "2000"}, 221.0, 1990)
-    seeds = [
-        {**row["seeds"][0], "test_ll_mean": 221.0, "valid_curve": [[e, 100 + 80 * spent(e)] for e in range(5, 2001, 5)]},
-        {**row["seeds"][0], "seed": 1, "test_ll_mean": 222.0, "selected_epoch": 2000,
-         "valid_curve": [[e, 110 + 40 * spent(e)] for e in range(5, 2001, 5)]},
-    ]
-    row.update(n_seeds=2, test_ll_mean=221.5, seeds=seeds)
-    text = results_markdown(validate(raw_params), TRAIN, PARZEN, TOY, SEEDS, {"variants": [row]})
-    rises = 80 * (1 - spent(1990)), 40 * (1 - spent(2000))  # 1.5 and 0.7, for the line and the parabola
+    def parabola_rise(epoch):
+        x = _paper_spent(epoch)
+        return 80 * (1 - x) + 300 * (1 - x**2)
+
+    variants = _long_variant(_long_run(0, 1500, 221.0, bending), _long_run(1, 2000, 222.0, bending))
+    text = results_markdown(validate(raw_params), TRAIN, PARZEN, TOY, SEEDS, variants)
     assert "the runs (seeds 0 and 1) ended at epoch 2,000, having taken 98.2% of the learning rate's sum" in text
-    assert f"a straight line rises {rises[0]:.1f} and {rises[1]:.1f} and a parabola {rises[0]:.1f} and {rises[1]:.1f}." in text
-    ends = f"{221.0 + rises[0]:.1f} and {222.0 + rises[1]:.1f} (mean {(443.0 + sum(rises)) / 2:.1f})"
-    assert f"continued until the decay is spent at {ends} and {ends}, against the paper's 225 ± 2" in text
-    # straight lines: both fits foresee them exactly
-    assert "the straight line landed +0.0 and +0.0 and the parabola +0.0 and +0.0 from their mean score" in text
+    rises = parabola_rise(1500), parabola_rise(2000)  # 11.0 and 6.0: the selected epochs are apart
+    assert f"and a parabola {rises[0]:.1f} and {rises[1]:.1f}. Added to the test scores" in text
+    ends = 221.0 + rises[0], 222.0 + rises[1]
+    assert f"{ends[0]:.1f} and {ends[1]:.1f} (mean {sum(ends) / 2:.1f}) by the parabola, against the paper's 225" in text
+    assert "and the parabola +0.0 and +0.0 from their mean score" in text
+    assert "the straight line landed -" in text  # short of a curve that bends upward
 
-    short = _variant({"train.epochs": "1000"}, 214.0, 975)  # 86.5% of the sum: too far to carry
-    short["seeds"][0]["valid_curve"] = [[e, 100 + 80 * spent(e)] for e in range(5, 1001, 5)]
-    text = results_markdown(validate(raw_params), TRAIN, PARZEN, TOY, SEEDS, {"variants": [short]})
-    assert "**214.0**" in text and "Where it heads" not in text
+
+def test_runs_of_different_lengths_say_where_each_ended(raw_params):
+    line = lambda share: 100 + 80 * share  # noqa: E731
+    variants = _long_variant(_long_run(0, 1990, 221.0, line), _long_run(1, 1900, 222.0, line, last=1900))
+    text = results_markdown(validate(raw_params), TRAIN, PARZEN, TOY, SEEDS, variants)
+    assert "ended at epoch 2,000 (seed 0) and epoch 1,900 (seed 1), having taken 98.2% and 97.8%" in text
+    assert "the straight line landed +0.0 and +0.0 and the parabola +0.0 and +0.0" in text
+
+
+@pytest.mark.parametrize(
+    "why, seed",
+    [
+        ("86.5% of the sum: too far to carry", _long_run(0, 975, 214.0, lambda share: 100 + 80 * share, last=1000)),
+        ("selected before the fitted half", _long_run(0, 900, 221.0, lambda share: 100 + 80 * share)),
+        ("too few scored epochs for a parabola", _long_run(0, 2000, 221.0, lambda share: 100 + 80 * share, every=500)),
+    ],
+)
+def test_runs_the_fits_cannot_carry_get_no_estimate(raw_params, why, seed):
+    text = results_markdown(validate(raw_params), TRAIN, PARZEN, TOY, SEEDS, _long_variant(seed))
+    assert "**221.5**" in text and "Where it heads" not in text, why
 
 
 def test_the_best_figure_of_several_seeds_is_their_mean(raw_params):

@@ -37,8 +37,10 @@ def _fit(curve: Curve, spent: Spent, first: float, last: float, degree: int) -> 
 def rise_to_schedule_end(curve: Curve, spent: Spent, selected_epoch: int, degree: int = 1) -> float:
     """How much the fit through the second half of the run rises from the selected epoch's share
     to share 1. Measured from the fit, not from the selected score, which the selection chose for
-    being high."""
+    being high. A selected epoch before that half is refused: the fit would be carried backwards."""
     last = curve[-1][0]
+    if selected_epoch < last / 2:
+        raise ValueError(f"epoch {selected_epoch} lies before the fitted second half of the run (from {last / 2:g})")
     fit = _fit(curve, spent, last / 2, last, degree)
     return float(fit(1.0) - fit(spent(selected_epoch)))
 

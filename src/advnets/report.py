@@ -213,41 +213,49 @@ def _length_bound(params: Params) -> list[str]:
 
 def _schedule_end(params: Params, best: dict[str, Any], paper_row: dict[str, Any]) -> list[str]:
     """Where each seed of the best figure heads once the learning rate's decay is spent
-    (`advnets.extrapolation`), for runs that have taken most of the rate's sum."""
+    (`advnets.extrapolation`), for runs that have taken most of the rate's sum; nothing where a
+    seed has no curve to fit or was selected before the fitted second half of its run."""
     seeds = best["seeds"]
-    if params.train.lr_decay == 1 or not all(seed.get("valid_curve") for seed in seeds):
+    if not seeds or not all(seed.get("valid_curve") for seed in seeds):
         return []
-
-    def spent(epoch: int) -> float:
-        return learning_rate_spent(params.train, epoch * params.batches_per_epoch)
-
-    last_epochs = sorted({int(seed["valid_curve"][-1][0]) for seed in seeds})
-    if min(spent(epoch) for epoch in last_epochs) < EXTRAPOLATE_FROM_SPENT:
+    selected = [seed["selected_epoch"] or int(seed["valid_curve"][-1][0]) for seed in seeds]
+    last = [int(seed["valid_curve"][-1][0]) for seed in seeds]
+    scored = {int(epoch) for seed in seeds for epoch, _ in seed["valid_curve"]}
+    shares = schedule_spent(params, scored | set(selected))
+    if not shares or min(shares[epoch] for epoch in last) < EXTRAPOLATE_FROM_SPENT:
         return []
     s = "s" if len(seeds) > 1 else ""  # plural
     rises, estimates, checks = [], [], []
-    for fit, degree in EXTRAPOLATION_FITS.items():
-        fit_rises, tests, errors = [], [], []
-        for seed in seeds:
-            curve = seed["valid_curve"]
-            rise = rise_to_schedule_end(curve, spent, seed["selected_epoch"] or int(curve[-1][0]), degree)
-            fit_rises.append(f"{rise:.1f}")
-            tests.append(seed["test_ll_mean"] + rise)
-            errors.append(f"{round(foresight_error(curve, spent, degree), 1) + 0.0:+.1f}")  # + 0.0: no -0.0
-        mean = f" (mean {sum(tests) / len(tests):.1f})" if s else ""
-        rises.append(f"a {fit}{'' if rises else ' rises'} {_and(fit_rises)}")
-        estimates.append(_and(f"{test:.1f}" for test in tests) + mean)
-        checks.append(f"the {fit}{'' if checks else ' landed'} {_and(errors)}")
+    try:
+        for fit, degree in EXTRAPOLATION_FITS.items():
+            fit_rises, tests, errors = [], [], []
+            for seed, epoch in zip(seeds, selected, strict=True):
+                rise = rise_to_schedule_end(seed["valid_curve"], shares.__getitem__, epoch, degree)
+                error = foresight_error(seed["valid_curve"], shares.__getitem__, degree)
+                fit_rises.append(f"{rise:.1f}")
+                tests.append(seed["test_ll_mean"] + rise)
+                errors.append(f"{round(error, 1) + 0.0:+.1f}")  # + 0.0: no "-0.0"
+            mean = f" (mean {sum(tests) / len(tests):.1f})" if s else ""
+            rises.append(f"a {fit}{'' if rises else ' rises'} {_and(fit_rises)}")
+            estimates.append(f"{_and(f'{test:.1f}' for test in tests)}{mean} by the {fit}")
+            checks.append(f"the {fit}{'' if checks else ' landed'} {_and(errors)}")
+    except ValueError:  # too few scored epochs to fit, or a selected epoch before the fitted half
+        return []
+    if len(set(last)) == 1:
+        ends = f"epoch {last[0]:,}, having taken {shares[last[0]]:.1%}"
+    else:
+        ends = _and(f"epoch {end:,} (seed {seed['seed']})" for seed, end in zip(seeds, last, strict=True))
+        ends += f", having taken {_and(f'{shares[end]:.1%}' for end in last)}"
     return [
         f"Where it heads: the run{s} (seed{s} {_and(str(seed['seed']) for seed in seeds)}) ended at "
-        f"epoch{'s' if len(last_epochs) > 1 else ''} {_and(f'{epoch:,}' for epoch in last_epochs)}, having "
-        f"taken {_and(f'{spent(epoch):.1%}' for epoch in last_epochs)} of the learning rate's sum. Fitted to "
-        "each seed's validation scores over the second half of its run, against the share of the sum "
-        f"taken, and carried from the selected epoch to the whole sum, {_and(rises)}. Added to the test "
-        f"score{s}, they estimate the same run{s} continued until the decay is spent at "
-        f"{_and(estimates)}, against the paper's {paper_row['mean']:g} ± {paper_row['se']:g}. These are "
-        "fits, not measurements: made the same way on each run's second quarter and carried to its last "
-        f"{TAIL_EPOCHS} epochs, {_and(checks)} from their mean score (negative: short of it).",
+        f"{ends} of the learning rate's sum. Fitted to each seed's validation scores over the second "
+        "half of its run, against the share of the sum taken, and carried from the selected epoch to "
+        f"the whole sum, {_and(rises)}. Added to the test score{s} (as if a rise on validation "
+        f"carried over to the test set whole), they estimate the same run{s} continued until the decay "
+        f"is spent at {_and(estimates)}, against the paper's {paper_row['mean']:g} ± "
+        f"{paper_row['se']:g}. These are fits, not measurements: made the same way on each run's second "
+        f"quarter and carried to its last {TAIL_EPOCHS} epochs, {_and(checks)} from their mean score "
+        "(negative: short of it).",
         "",
     ]
 
