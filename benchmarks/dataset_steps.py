@@ -12,9 +12,9 @@ import time
 
 import torch
 
-from advnets.datasets import GANS
+from advnets.data.registry import GANS
+from advnets.gan.updates import Nets, simultaneous_step
 from advnets.params import load_params
-from advnets.updates import Nets, simultaneous_step
 
 # Training images per epoch: CIFAR-10's first 40,000; TFD's fold 0 unlabeled images depend on the
 # user's file, so its epoch is not extrapolated.

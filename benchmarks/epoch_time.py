@@ -30,13 +30,13 @@ sys.path.insert(0, str(CHECKOUT / "src"))
 import torch
 import yaml
 
-from advnets.atomic import write_text, write_torch
-from advnets.data import load_mnist, md5_of
+from advnets.atomic import md5_of, write_text, write_torch
+from advnets.data.mnist import load_mnist
 from advnets.device import device_name
+from advnets.eval.selection import Selector
+from advnets.gan.trainer import Trainer
 from advnets.params import read_yaml, validate
-from advnets.repository import git_state
-from advnets.selection import Selector
-from advnets.trainer import Trainer
+from advnets.provenance.repository import git_state
 
 
 def params_with(overrides: list[str]):

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from advnets.data import load_mnist
+from advnets.data.mnist import load_mnist
 from advnets.params import load_params
 from advnets.parzen import evaluate
 

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from advnets.device import device_name
+from advnets.gan.trainer import Trainer
 from advnets.params import load_params
-from advnets.trainer import Trainer
 
 
 def sync(device: torch.device) -> None:
@@ -108,7 +108,7 @@ def plain_loop(device: torch.device, images: torch.Tensor, steps: int) -> float:
 def advnets_loop(device: torch.device, images: torch.Tensor, steps: int) -> float:
     params = load_params()
     trainer = Trainer(params, images, images[:100], device)
-    from advnets.updates import simultaneous_step
+    from advnets.gan.updates import simultaneous_step
 
     def step(i):
         simultaneous_step(trainer.nets, images[(i * 100) % len(images) :][:100], 0)
@@ -117,7 +117,7 @@ def advnets_loop(device: torch.device, images: torch.Tensor, steps: int) -> floa
 
 
 def graphed_loop(device: torch.device, images: torch.Tensor, steps: int) -> float:
-    """advnets' step as the trainer runs it on a GPU: replayed from a CUDA graph (advnets.cuda_graph)."""
+    """advnets' step as the trainer runs it on a GPU: replayed from a CUDA graph (advnets.gan.cuda_graph)."""
     trainer = Trainer(load_params(), images, images[:100], device)
 
     def step(i):
@@ -142,7 +142,7 @@ def _side_by_side_worker(barrier, steps: int, queue) -> None:
     torch.manual_seed(0)
     images = torch.rand(10_000, 784)
     trainer = Trainer(load_params(), images, images[:100], torch.device("cpu"))
-    from advnets.updates import simultaneous_step
+    from advnets.gan.updates import simultaneous_step
 
     for i in range(10):
         simultaneous_step(trainer.nets, images[i * 100 :][:100], 0)

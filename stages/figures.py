@@ -1,17 +1,18 @@
 """DVC stage `figures`: Figures 2 and 3 of the paper, the training curves and the sigma sweep; with
 an argument, Figure 2's panel of another dataset's GAN (cifar10.fc, cifar10.conv, tfd)."""
 
-import _this_checkout  # noqa: F401  first: this checkout's advnets, not an installed one
-
 import json
 import sys
 from pathlib import Path
 
-from advnets import figures, tracking
-from advnets.data import load_mnist
+import _this_checkout  # noqa: F401  first: this checkout's advnets, not an installed one
+
+from advnets.data.mnist import load_mnist
+from advnets.gan.sampling import load_generator
 from advnets.params import load_params
-from advnets.sampling import load_generator
-from advnets.stage import run_stage
+from advnets.pipeline.stage import run_stage
+from advnets.provenance import tracking
+from advnets.report import figures
 
 OUT = {
     "figure2": "figures/figure2.png",
@@ -24,7 +25,7 @@ OUT = {
 def main() -> None:
     params = load_params()
     if len(sys.argv) > 1:
-        from advnets.gan_stages import figure2
+        from advnets.pipeline.gans import figure2
 
         figure2(params, sys.argv[1])
         return

@@ -1,19 +1,19 @@
 """DVC stage `parzen`: the paper's Parzen-window protocol on the samples, with calibration baselines;
 with the argument `tfd`, TFD's protocol (sigma per fold, the standard error across folds)."""
 
-import _this_checkout  # noqa: F401  first: this checkout's advnets, not an installed one
-
 import sys
 
-from advnets.evaluate import run_parzen
+import _this_checkout  # noqa: F401  first: this checkout's advnets, not an installed one
+
 from advnets.params import load_params
-from advnets.stage import run_stage
+from advnets.pipeline.parzen import run_parzen
+from advnets.pipeline.stage import run_stage
 
 
 def main() -> None:
     params = load_params()
     if sys.argv[1:] == ["tfd"]:
-        from advnets.gan_stages import tfd_parzen
+        from advnets.pipeline.gans import tfd_parzen
 
         metrics = tfd_parzen(params)
         print(f"TFD Parzen log-likelihood over {metrics['n_folds']} folds: "

@@ -1,17 +1,17 @@
 """DVC stage `report`: metrics/results.md from the metrics files, also logged to MLflow (see
 tracking.record_stage)."""
 
-import _this_checkout  # noqa: F401  first: this checkout's advnets, not an installed one
-
 import json
 from pathlib import Path
 
-from advnets import tracking
+import _this_checkout  # noqa: F401  first: this checkout's advnets, not an installed one
+
 from advnets.atomic import write_text
 from advnets.params import load_params
-from advnets.report import results_markdown
-from advnets.seeds import stored_summary
-from advnets.stage import run_stage
+from advnets.pipeline.stage import run_stage
+from advnets.provenance import tracking
+from advnets.report.results import results_markdown
+from advnets.report.summaries import stored_summary
 
 RESULTS = "metrics/results.md"
 SEEDS = Path("metrics/seeds.json")  # written by `advnets seeds` from the MLflow store

@@ -1,20 +1,20 @@
 """DVC stage `sample`: sample.n samples of the trained generator into data/samples.npy; with an
 argument, another dataset's GAN (cifar10.fc, cifar10.conv, tfd) into data/<gan>/samples.npy."""
 
-import _this_checkout  # noqa: F401  first: this checkout's advnets, not an installed one
-
 import sys
 
-from advnets import tracking
+import _this_checkout  # noqa: F401  first: this checkout's advnets, not an installed one
+
+from advnets.gan.sampling import draw_samples, load_generator, save_samples
 from advnets.params import load_params
-from advnets.sampling import draw_samples, load_generator, save_samples
-from advnets.stage import run_stage
+from advnets.pipeline.stage import run_stage
+from advnets.provenance import tracking
 
 
 def main() -> None:
     params = load_params()
     if len(sys.argv) > 1:
-        from advnets.gan_stages import sample
+        from advnets.pipeline.gans import sample
 
         sample(params, sys.argv[1])
         return

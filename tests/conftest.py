@@ -14,7 +14,13 @@ import yaml
 from filelock import FileLock
 
 from advnets.atomic import staged_dir
-from advnets.data import CONTENT_MD5, MIRROR_ENV, download, from_mirror, prepare_mnist
+from advnets.data.mnist import (
+    CONTENT_MD5,
+    MIRROR_ENV,
+    download,
+    from_mirror,
+    prepare_mnist,
+)
 from advnets.params import read_yaml, validate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -173,20 +179,47 @@ def workdir(tmp_path, monkeypatch, mnist_root, empty_mlflow_store) -> Path:
     return tmp_path
 
 
-def imported_modules(script: Path) -> list[Path]:
-    """The files of the project's modules a script imports (advnets and _this_checkout), run
-    as Python runs a script (its folder first on sys.path) but without calling its main()."""
+def imported_modules(script: Path, args: list[str] | tuple[str, ...] = ()) -> list[Path]:
+    """The files of the project's modules a script loads (advnets and _this_checkout), run as
+    Python runs a script (its folder first on sys.path) but without calling its main(); then, what
+    any of those modules imports inside a function, until nothing new comes, as a run may. The
+    script's own imports inside functions count only with args: they are its arguments' branches."""
     listing = subprocess.run(
-        [sys.executable, "-c", IMPORTED_MODULES, str(script)],
+        [sys.executable, "-c", IMPORTED_MODULES, str(script), *args],
         capture_output=True, text=True, check=True, cwd=script.parent,  # -c puts the cwd first
     ).stdout
     return [Path(line).resolve() for line in listing.splitlines()]
 
 
 IMPORTED_MODULES = """
-import runpy, sys
-runpy.run_path(sys.argv[1], run_name="not_main")
+import ast, importlib, runpy, sys
+script, args = sys.argv[1], sys.argv[2:]
+runpy.run_path(script, run_name="not_main")
+
+def ours(module):
+    return (module.__name__.startswith("advnets.") or module.__name__ == "_this_checkout") and getattr(module, "__file__", None)
+
+def imports(path):
+    for node in ast.walk(ast.parse(open(path).read())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("advnets") and node.level == 0:
+            yield node.module
+            yield from (node.module + "." + alias.name for alias in node.names)
+
+seen, todo = set(), list(imports(script)) if args else []
+while True:
+    for key, module in list(sys.modules.items()):
+        if key not in seen and ours(module):
+            seen.add(key)
+            todo += imports(module.__file__)
+    if not todo:
+        break
+    name = todo.pop()
+    if name not in sys.modules:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # a name in a module, not a module
+            pass
 for name, module in sorted(sys.modules.items()):
-    if (name.startswith("advnets.") or name == "_this_checkout") and getattr(module, "__file__", None):
+    if ours(module):
         print(module.__file__)
 """

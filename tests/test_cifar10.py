@@ -10,8 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from advnets import cifar10
-from advnets.data import ChecksumError, DownloadError, MirrorError, MissingDataError, md5_of
+from advnets.atomic import md5_of
+from advnets.data import cifar10
+from advnets.data.mnist import (
+    ChecksumError,
+    DownloadError,
+    MirrorError,
+    MissingDataError,
+)
 from advnets.errors import AdvnetsError
 
 PER_BATCH = 6

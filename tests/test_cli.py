@@ -58,7 +58,8 @@ def test_a_summary_from_a_new_store_adds_to_the_one_there(new_store, raw_params,
     from test_seeds import log_training
 
     from advnets.params import validate
-    from advnets.seeds import config_filter, summarise
+    from advnets.provenance.runs import summarise
+    from advnets.report.summaries import config_filter
     from conftest import override
 
     def lost(run_id, score, epoch):  # a seed row as `advnets variants` writes it, less what is optional

@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advnets.conv_nets import ConvDiscriminator, ConvMaxout, DeconvGenerator
-from advnets.nets import Maxout
+from advnets.gan.conv_nets import ConvDiscriminator, ConvMaxout, DeconvGenerator
+from advnets.gan.nets import Maxout
 
 IMAGE = (3, 32, 32)
 PAPER_CONV = [  # cifar10_convolutional.yaml's D

@@ -5,10 +5,10 @@ import copy
 import pytest
 import torch
 
-from advnets.cuda_graph import EAGER_STEPS, GraphedSimultaneousStep
+from advnets.gan.cuda_graph import EAGER_STEPS, GraphedSimultaneousStep
+from advnets.gan.trainer import Trainer
+from advnets.gan.updates import Nets, simultaneous_step
 from advnets.params import validate
-from advnets.trainer import Trainer
-from advnets.updates import Nets, simultaneous_step
 from conftest import TINY, override
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -8,8 +8,9 @@ import time
 import pytest
 import torch
 
-import advnets.data as data
-from advnets.data import ChecksumError, DownloadError, load_mnist, md5_of, prepare_mnist
+import advnets.data.mnist as data
+from advnets.atomic import md5_of
+from advnets.data.mnist import ChecksumError, DownloadError, load_mnist, prepare_mnist
 
 
 def test_split_sizes(mnist_root):

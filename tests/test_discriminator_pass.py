@@ -1,9 +1,9 @@
 import pytest
 import torch
-from conftest import masked_logits
 
-from advnets import discriminator_pass
-from advnets.nets import build_nets
+from advnets.gan import discriminator_pass
+from advnets.gan.build import build_nets
+from conftest import masked_logits
 
 CPU = torch.device("cpu")
 

@@ -4,12 +4,13 @@ import shutil
 import mlflow
 import pytest
 
-from advnets import tracking
-from advnets.data import load_mnist, md5_of
-from advnets.evaluate import ParzenFiles, run_parzen
+from advnets.atomic import md5_of
+from advnets.data.mnist import load_mnist
+from advnets.gan.sampling import save_samples
 from advnets.params import validate
 from advnets.parzen import PixelRangeError, log_likelihood
-from advnets.sampling import save_samples
+from advnets.pipeline.parzen import ParzenFiles, run_parzen
+from advnets.provenance import tracking
 from conftest import REPO, override
 
 FILES = ParzenFiles()

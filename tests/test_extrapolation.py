@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from advnets.extrapolation import foresight_error, rise_to_schedule_end
+from advnets.report.extrapolation import foresight_error, rise_to_schedule_end
 
 
 def spent(epoch: int) -> float:

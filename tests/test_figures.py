@@ -3,8 +3,9 @@ import pytest
 import torch
 from PIL import Image
 
-from advnets import figures
-from advnets.nets import build_nets, sample_noise
+from advnets.gan.build import build_nets
+from advnets.gan.nets import sample_noise
+from advnets.report import figures
 from advnets.toy import Snapshot, gaussian_density, grid
 
 

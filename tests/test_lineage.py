@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from advnets.nets import Generator
+from advnets.gan.nets import Generator
 from conftest import GIT_USER, TINY_PIPELINE, PipelineCopy
 
 
@@ -264,7 +264,7 @@ def test_mlflow_server_serves_the_runs_over_rest(repo):
 
 
 def test_a_store_that_cannot_be_searched_is_said_so_and_nothing_is_traced(tmp_path, empty_mlflow_store, monkeypatch):
-    from advnets.lineage import RunFinder
+    from advnets.provenance.lineage import RunFinder
 
     shutil.copy(empty_mlflow_store, tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

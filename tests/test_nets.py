@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from advnets.nets import Maxout, build_nets, sample_noise
+from advnets.gan.build import build_nets
+from advnets.gan.nets import Maxout, sample_noise
 from advnets.params import validate
 
 

@@ -11,16 +11,17 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from torch import nn
-
-from advnets.nets import StackedGenerator, build_nets, cap_column_norms, sample_noise
-from advnets.params import ParamsError, read_yaml, validate
-from advnets.sampling import load_generator
-from advnets.train import run_gan_training
-from advnets.updates import Nets, simultaneous_step
-from conftest import REPO
 from test_cifar10 import write_archive
 from test_tfd import write_mat
+from torch import nn
+
+from advnets.gan.build import build_nets
+from advnets.gan.nets import StackedGenerator, cap_column_norms, sample_noise
+from advnets.gan.sampling import load_generator
+from advnets.gan.updates import Nets, simultaneous_step
+from advnets.params import ParamsError, read_yaml, validate
+from advnets.pipeline.train import run_gan_training
+from conftest import REPO
 
 
 def test_defaults_are_the_official_files(raw_params):
@@ -145,8 +146,9 @@ def test_the_deconv_generator_takes_its_output_keys(raw_params):
 
 def test_an_interrupted_cifar10_run_resumes_with_more_epochs(raw_params, workdir):
     """The resumable keys (train.epochs ...) are recognised under a dataset's prefix."""
-    from advnets.cifar10 import prepare_cifar10
     from test_train import Interrupt, interrupt_after
+
+    from advnets.data.cifar10 import prepare_cifar10
 
     prepare_cifar10(workdir / "data" / "cifar10", workdir / "mirror", expected_md5=write_archive(workdir / "mirror"))
     tiny_gan(raw_params["cifar10"]["fc"], [16, 16])
@@ -211,7 +213,7 @@ def test_cifar10_pipeline_end_to_end(pipeline, empty_mlflow_store):
     # The real download checks torchvision's md5s, which a fixture cannot have: prepare the fixture
     # with its own and let DVC record the stage as done.
     md5s = write_archive(root / "mirror")
-    from advnets.cifar10 import prepare_cifar10
+    from advnets.data.cifar10 import prepare_cifar10
 
     prepare_cifar10(root / "data" / "cifar10", root / "mirror", expected_md5=md5s)
     pipeline.run("dvc", "commit", "-f", "pipelines/cifar10/dvc.yaml:download")
@@ -270,7 +272,7 @@ def test_tfd_pipeline_end_to_end_and_a_missing_file_says_how_to_get_it(pipeline,
     record = json.loads((root / "models" / "tfd" / "mlflow-run.json").read_text())
     run = mlflow.MlflowClient(f"sqlite:///{root / 'mlflow.db'}").get_run(record["run_id"])
     first = root / "models" / "tfd_pretrain" / "generator.pt"
-    from advnets.data import md5_of
+    from advnets.atomic import md5_of
 
     assert run.data.params["tfd.pretrained_md5"] == md5_of(first)
     assert (run.data.params["tfd.data.fold"], run.data.params["tfd.data.mat_path"]) == ("0", "private/TFD_48x48.mat")

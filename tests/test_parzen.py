@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from advnets.data import load_mnist
+from advnets.data.mnist import load_mnist
 from advnets.parzen import (
     PixelRangeError,
     evaluate,

@@ -8,8 +8,8 @@ import time
 import mlflow
 import pytest
 
-from advnets.data import md5_of
-from advnets.record import RecordError, check_files, load_record
+from advnets.atomic import md5_of
+from advnets.provenance.record import RecordError, check_files, load_record
 from conftest import GIT_USER, TINY_PIPELINE, copy_folders, imported_modules
 
 

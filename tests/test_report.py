@@ -1,7 +1,7 @@
 import pytest
 
 from advnets.params import validate
-from advnets.report import results_markdown
+from advnets.report.results import results_markdown
 
 TRAIN = {
     "epoch": 7, "d_loss": 0.5, "g_loss": 1.1, "d_real": 0.6, "d_fake": 0.4, "valid_parzen": -50.0,

@@ -1,7 +1,7 @@
 import shutil
 import subprocess
 
-from advnets import repository
+from advnets.provenance import repository
 from conftest import GIT_USER, REPO
 
 

@@ -1,8 +1,14 @@
 import pytest
 import torch
 
+from advnets.gan.schedule import (
+    ClassicalMomentumSGD,
+    OptimizerStateError,
+    learning_rate,
+    learning_rate_spent,
+    momentum,
+)
 from advnets.params import ParamsError, validate
-from advnets.schedule import ClassicalMomentumSGD, OptimizerStateError, learning_rate, momentum, learning_rate_spent
 from conftest import override
 
 

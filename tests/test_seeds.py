@@ -5,19 +5,18 @@ import statistics
 import mlflow
 import pytest
 
-from advnets import tracking
-from advnets.params import validate
-from advnets.report import best_of_the_paper
 from advnets.errors import AdvnetsError
-from advnets.seeds import (
-    config_filter,
+from advnets.params import validate
+from advnets.provenance import tracking
+from advnets.provenance.runs import (
     earlier_summary,
     seed_summary,
-    stored_summary,
     summarise,
     variants_markdown,
     variants_summary,
 )
+from advnets.report.results import best_of_the_paper
+from advnets.report.summaries import config_filter, stored_summary
 from conftest import override
 
 

@@ -3,15 +3,15 @@ import json
 
 import pytest
 import torch
+from test_train import Interrupt, interrupt_after
 
-from advnets.nets import sample_noise
+from advnets.eval.selection import Selector
+from advnets.gan.nets import sample_noise
+from advnets.gan.updates import Nets
 from advnets.params import ParamsError, validate
 from advnets.parzen import PixelRangeError, evaluate
-from advnets.selection import Selector
-from advnets.train import TrainOutputs, run_training
-from advnets.updates import Nets
+from advnets.pipeline.train import TrainOutputs, run_training
 from conftest import TINY, override
-from test_train import Interrupt, interrupt_after
 
 OUT = TrainOutputs()
 

@@ -5,8 +5,8 @@ import pytest
 import scipy.io
 import torch
 
-from advnets import tfd
-from advnets.data import MissingDataError
+from advnets.data import tfd
+from advnets.data.mnist import MissingDataError
 
 N = 20
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from advnets import toy
-from advnets.nets import build_nets
+from advnets.gan.build import build_nets
 from advnets.params import validate
 from conftest import override
 

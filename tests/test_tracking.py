@@ -7,8 +7,8 @@ from pathlib import Path
 
 import mlflow
 
-from advnets import repository, tracking
-from advnets.data import md5_of
+from advnets.atomic import md5_of
+from advnets.provenance import repository, tracking
 from conftest import REPO
 
 
@@ -123,7 +123,7 @@ def test_a_rerun_with_other_params_leaves_the_training_runs_row_to_the_params_it
 OPEN_WHEN_TOLD = """
 import sys, time
 from pathlib import Path
-from advnets import tracking
+from advnets.provenance import tracking
 root = Path(sys.argv[1])
 (root / f"ready-{sys.argv[2]}").touch()
 while not (root / "go").exists():

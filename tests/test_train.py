@@ -7,13 +7,13 @@ import mlflow
 import pytest
 import torch
 
-from advnets import repository
-from advnets.checkpoint import ResumeError
-from advnets.lineage import format_text, run_lineage
+from advnets.gan.checkpoint import ResumeError
+from advnets.gan.trainer import NonFiniteError
 from advnets.params import validate
-from advnets.publish import run_lineage_record
-from advnets.train import TrainOutputs, run_training
-from advnets.trainer import NonFiniteError
+from advnets.pipeline.train import TrainOutputs, run_training
+from advnets.provenance import repository
+from advnets.provenance.lineage import format_text, run_lineage
+from advnets.provenance.publish import run_lineage_record
 from conftest import TINY, override
 
 OUT = TrainOutputs()
@@ -99,7 +99,7 @@ def run_interrupted_after_epoch_1(params) -> tuple[str, str]:
 
 def pretend_commit(monkeypatch, commit: str) -> None:
     git_state = repository.git_state
-    monkeypatch.setattr("advnets.repository.git_state", lambda root: {**git_state(root), "git.commit": commit})
+    monkeypatch.setattr("advnets.provenance.repository.git_state", lambda root: {**git_state(root), "git.commit": commit})
 
 
 def test_a_resume_with_other_code_keeps_what_changed_and_says_so(workdir, tiny_params, monkeypatch, capsys):
@@ -127,7 +127,7 @@ def test_a_resume_compares_the_stages_dependencies_not_its_outputs_and_keeps_eve
     code.write_text("v2")
     output.write_text("second")  # an output changes as a run goes on: not a change of lineage
     with monkeypatch.context() as patch:  # this session stops before it checkpoints an epoch
-        patch.setattr("advnets.train.Trainer.train_epoch", lambda self: (_ for _ in ()).throw(Interrupt()))
+        patch.setattr("advnets.gan.trainer.Trainer.train_epoch", lambda self: (_ for _ in ()).throw(Interrupt()))
         with pytest.raises(Interrupt):
             run_training(tiny_params)
     pretend_commit(monkeypatch, "c0ffee")
@@ -146,7 +146,7 @@ def test_an_epoch_checkpointed_but_not_logged_is_logged_on_resume(workdir, tiny_
         log_metrics(metrics, step=step, **kwargs)
 
     with monkeypatch.context() as patch:
-        patch.setattr("advnets.train.mlflow.log_metrics", killed_before_logging_epoch_1)
+        patch.setattr("advnets.provenance.training_log.mlflow.log_metrics", killed_before_logging_epoch_1)
         with pytest.raises(Interrupt):
             run_training(tiny_params)
     assert torch.load(OUT.checkpoint, weights_only=True)["state"]["epoch"] == 1

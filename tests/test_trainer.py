@@ -1,8 +1,8 @@
 import pytest
 import torch
 
+from advnets.gan.trainer import NonFiniteError, Trainer
 from advnets.params import validate
-from advnets.trainer import NonFiniteError, Trainer
 from conftest import TINY, override
 
 

@@ -2,11 +2,17 @@ import copy
 
 import pytest
 import torch
-from conftest import masked_logits
 
-from advnets.discriminator_pass import draw_masks
-from advnets.nets import sample_noise
-from advnets.updates import Nets, discriminator_step, g_loss, generator_step, simultaneous_step
+from advnets.gan.discriminator_pass import draw_masks
+from advnets.gan.nets import sample_noise
+from advnets.gan.updates import (
+    Nets,
+    discriminator_step,
+    g_loss,
+    generator_step,
+    simultaneous_step,
+)
+from conftest import masked_logits
 
 
 def make_nets(params) -> Nets:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import hashlib
 import io
 import os
 import shutil
@@ -103,3 +104,12 @@ def replace_dir(staged: Path, target: Path) -> None:
     os.replace(staged, target)
     if old is not None:
         shutil.rmtree(old)
+
+
+def md5_of(path: str | Path) -> str:
+    """A file's md5: what DVC 3 records for it."""
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -11,7 +11,7 @@ from advnets.errors import AdvnetsError
 
 
 def _lineage(args: argparse.Namespace) -> int:
-    from advnets.lineage import format_text, run_lineage, workspace_lineage
+    from advnets.provenance.lineage import format_text, run_lineage, workspace_lineage
 
     root = Path(args.root)
     if args.run:
@@ -24,8 +24,8 @@ def _lineage(args: argparse.Namespace) -> int:
 
 def _config_and_store(args: argparse.Namespace):
     """The repository root, its validated params.yaml and the MLflow store to read."""
-    from advnets.lineage import existing_store_uri
     from advnets.params import load_params
+    from advnets.provenance.lineage import existing_store_uri
 
     root = Path(args.root).resolve()
     return root, load_params(root / "params.yaml"), existing_store_uri(root, args.tracking_uri)
@@ -33,7 +33,7 @@ def _config_and_store(args: argparse.Namespace):
 
 def _earlier_summary(args: argparse.Namespace, root: Path, key: str):
     """The summary at --out that a rewrite adds to (none with --replace)."""
-    from advnets.seeds import earlier_summary
+    from advnets.provenance.runs import earlier_summary
 
     return None if args.replace else earlier_summary(root / args.out, key)
 
@@ -49,7 +49,7 @@ def _said(summary: dict, notes: list[str], uri: str, out: str) -> None:
 
 def _seeds(args: argparse.Namespace) -> int:
     from advnets.atomic import write_text
-    from advnets.seeds import seed_summary
+    from advnets.provenance.runs import seed_summary
 
     root, params, uri = _config_and_store(args)
     summary, notes = seed_summary(params, uri, _earlier_summary(args, root, "seeds"))
@@ -75,10 +75,10 @@ def _nothing_found(what: str, uri: str, files: str) -> int:
 
 def _variants(args: argparse.Namespace) -> int:
     from advnets.atomic import write_text
-    from advnets.figures import variant_curves
     from advnets.parzen import PAPER_TABLE1_MNIST
-    from advnets.report import SPENT_EPOCHS, VARIANTS_FIGURE, schedule_spent
-    from advnets.seeds import variants_markdown, variants_summary
+    from advnets.provenance.runs import variants_markdown, variants_summary
+    from advnets.report.figures import variant_curves
+    from advnets.report.results import SPENT_EPOCHS, VARIANTS_FIGURE, schedule_spent
 
     root, params, uri = _config_and_store(args)
     summary, notes = variants_summary(params, uri, _earlier_summary(args, root, "variants"))
@@ -100,8 +100,8 @@ def _variants(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from advnets import publish, tracking
-    from advnets.lineage import existing_store_uri
+    from advnets.provenance import publish, tracking
+    from advnets.provenance.lineage import existing_store_uri
 
     root = Path(args.root).resolve()
     record = root / tracking.RUN_RECORD
@@ -115,7 +115,7 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _record(args: argparse.Namespace) -> int:
-    from advnets.record import record_run
+    from advnets.provenance.record import record_run
 
     run = record_run(Path(args.record), Path(args.generator), Path(args.root).resolve(), args.epochs)
     print(f"recorded run {run.run_id}: Parzen log-likelihood on the test set {run.summary['parzen.test_ll_mean']:.2f} "
@@ -127,7 +127,7 @@ def _record(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from advnets.evaluate import score_generator
+    from advnets.eval.scoring import score_generator
     from advnets.params import load_params
 
     root = Path(args.root).resolve()

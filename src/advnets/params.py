@@ -6,6 +6,7 @@ wrong types and out-of-range values are refused before any work, naming the full
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -406,3 +407,8 @@ def read_yaml(path: str | Path = "params.yaml") -> dict[str, Any]:
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate params.yaml."""
     return validate(read_yaml(path), source=str(path))
+
+
+def param_strings(flat: dict[str, Any]) -> dict[str, str]:
+    """Param values as MLflow stores them (lists as JSON, like the YAML)."""
+    return {key: json.dumps(value) if isinstance(value, list) else str(value) for key, value in flat.items()}

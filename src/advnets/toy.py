@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from advnets.nets import Discriminator, build_nets, sample_noise
+from advnets.gan.build import build_nets
+from advnets.gan.nets import Discriminator, sample_noise
+from advnets.gan.schedule import ClassicalMomentumSGD
+from advnets.gan.updates import Nets, d_loss, discriminator_step, generator_step
 from advnets.params import Params, ToyParams
-from advnets.schedule import ClassicalMomentumSGD
-from advnets.updates import Nets, d_loss, discriminator_step, generator_step
 
 GRID_POINTS = 500
 DENSITY_SAMPLES = 1_000_000
@@ -143,6 +144,17 @@ def _toy_model(params: Params):
             "d_keep_hidden": 1.0,
         }
     )
+
+
+# The train keys the toy GAN takes from params.yaml; its own section sets the rest (_toy_train_params).
+TRAIN_KEYS = ("g_loss", "d_loss_scale", "lr_min", "momentum_start", "momentum_end", "momentum_ramp_epochs")
+
+
+def params_read(params: Params) -> dict:
+    """Every param the toy stage's results depend on, flat (dvc.yaml lists these for stage toy):
+    its section and TRAIN_KEYS. The model section is all replaced (_toy_model)."""
+    train = params.flat("train")
+    return {**{f"train.{key}": train[f"train.{key}"] for key in TRAIN_KEYS}, **params.flat("toy")}
 
 
 def _toy_train_params(params: Params):

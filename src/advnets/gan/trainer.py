@@ -15,13 +15,23 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from advnets.cuda_graph import GraphedSimultaneousStep
 from advnets.errors import AdvnetsError
-from advnets.nets import Discriminator, Generator, output_bias_from_data, sample_noise
+from advnets.gan.cuda_graph import GraphedSimultaneousStep
+from advnets.gan.nets import (
+    Discriminator,
+    Generator,
+    output_bias_from_data,
+    sample_noise,
+)
+from advnets.gan.schedule import learning_rate, momentum
+from advnets.gan.updates import (
+    Nets,
+    discriminator_step,
+    generator_step,
+    simultaneous_step,
+)
 from advnets.params import TrainParams
 from advnets.parzen import log_likelihood
-from advnets.schedule import learning_rate, momentum
-from advnets.updates import Nets, discriminator_step, generator_step, simultaneous_step
 
 REFRESH_EVERY = 50
 GRID_SIZE = 100  # a 10 x 10 sample grid
@@ -71,7 +81,7 @@ class Trainer:
         self._choose_step()
 
     def _choose_step(self) -> None:
-        """The simultaneous step replays a CUDA graph on a GPU (advnets.cuda_graph) for the nets its
+        """The simultaneous step replays a CUDA graph on a GPU (advnets.gan.cuda_graph) for the nets its
         GPU tests cover (MNIST's: a fully connected D, no norm cap), else runs eagerly."""
         self.simultaneous_step = functools.partial(simultaneous_step, self.nets)
         graphable = isinstance(self.nets.discriminator, Discriminator) and self.nets.norm_cap is None

@@ -17,8 +17,8 @@ from typing import Any
 import mlflow
 import yaml
 
-from advnets import publish, repository, tracking
 from advnets.errors import AdvnetsError
+from advnets.provenance import publish, repository, tracking
 
 
 @dataclass
@@ -127,7 +127,7 @@ def _describe(run: mlflow.entities.Run) -> dict[str, Any]:
     return {
         "run_id": run.info.run_id,
         "run_name": run.info.run_name,
-        # a training run made outside the pipeline names the script that trained it (advnets.record)
+        # a training run made outside the pipeline names the script that trained it (advnets.provenance.record)
         "stage": tags.get("DVC_STAGE") or (f"train by {tags[tracking.TRAINED_BY_TAG]}" if tracking.TRAINED_BY_TAG in tags else ""),
         "git.commit": tags.get("git.commit", ""),
         "DVC_EXP_NAME": tags.get("DVC_EXP_NAME", ""),

@@ -16,10 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advnets import discriminator_pass
-from advnets.nets import Discriminator, Generator, build_nets, cap_column_norms, sample_noise
+from advnets.gan import discriminator_pass
+from advnets.gan.build import build_nets
+from advnets.gan.nets import Discriminator, Generator, cap_column_norms, sample_noise
+from advnets.gan.schedule import ClassicalMomentumSGD
 from advnets.params import DatasetModelParams, ModelParams, StepParams
-from advnets.schedule import ClassicalMomentumSGD
 
 
 def d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, scale: float) -> torch.Tensor:
@@ -96,10 +97,10 @@ def simultaneous_step(nets: Nets, x: torch.Tensor, completed_epochs: int) -> tup
 
 
 def simultaneous_update(nets: Nets, x: torch.Tensor) -> tuple[DStats, torch.Tensor]:
-    """The step's device work at the scheduled rates (what advnets.cuda_graph captures).
+    """The step's device work at the scheduled rates (what advnets.gan.cuda_graph captures).
 
     One D pass over data and fakes (independent dropout masks) gives both losses; for the fully
-    connected D its backward is done by hand for both at once (advnets.discriminator_pass), else by
+    connected D its backward is done by hand for both at once (advnets.gan.discriminator_pass), else by
     autograd; G's by autograd."""
     if not isinstance(nets.discriminator, Discriminator):
         return _simultaneous_update_autograd(nets, x)

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from advnets.atomic import staged_dir
-from advnets.data import MissingDataError
+from advnets.data.mnist import MissingDataError
 from advnets.errors import AdvnetsError
 
 FILE_NAME = "TFD_48x48.mat"

@@ -17,7 +17,8 @@ import torch
 from torchvision.utils import make_grid, save_image
 
 from advnets.atomic import atomic_path
-from advnets.nets import Generator, sample_noise
+from advnets.gan.nets import Generator, sample_noise
+from advnets.gan.sampling import for_display
 from advnets.params import ModelParams
 
 SEPARATOR = 12  # pixels between the samples and the nearest-neighbour column (before scaling)
@@ -44,18 +45,6 @@ def _images(flat: torch.Tensor, image_shape: tuple[int, int, int] | None = None)
         side = math.isqrt(flat.shape[1])
         image_shape = (1, side, side)
     return flat.view(-1, *image_shape)
-
-
-def for_display(flat: torch.Tensor, display: str = "unit") -> torch.Tensor:
-    """Flat images mapped to [0, 1] for viewing. "unit": already there, unchanged. "gcn" (contrast-
-    normalised data, as pylearn2's CIFAR10.adjust_for_viewer): each image over its own max |x|,
-    then (x + 1) / 2; an all-zero image shows as 0.5."""
-    if display == "unit":
-        return flat
-    if display == "gcn":
-        peak = flat.abs().amax(dim=1, keepdim=True)
-        return (flat / torch.where(peak > 0, peak, 1.0) + 1) / 2
-    raise ValueError(f"unknown display {display!r}: expected 'unit' or 'gcn'")
 
 
 def _save_png(path: str | Path, image: torch.Tensor, scale: int) -> None:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from advnets import data
-from advnets.atomic import staged_dir
-from advnets.data import ChecksumError, DownloadError, MirrorError, md5_of
+from advnets.atomic import md5_of, staged_dir
+from advnets.data import mnist as data
+from advnets.data.mnist import ChecksumError, DownloadError, MirrorError
 from advnets.errors import AdvnetsError
 
 MIRROR_ENV = "ADVNETS_CIFAR10_MIRROR"

@@ -18,13 +18,13 @@ from mlflow.data.http_dataset_source import HTTPDatasetSource
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import Metric, Param
 
-from advnets import repository
 from advnets.atomic import write_text
-from advnets.params import changes_results
+from advnets.params import changes_results, param_strings
+from advnets.provenance import layers, repository
 
 RUN_RECORD = "models/mlflow-run.json"  # the train stage's pointer to its MLflow run
 MD5_TAG = "dvc.md5."  # tag prefix: dvc.md5.models/generator.pt = the file's md5
-TRAINED_BY_TAG = "trained_by"  # on a training run made outside the pipeline (advnets.record): the script
+TRAINED_BY_TAG = "trained_by"  # on a training run made outside the pipeline (advnets.provenance.record): the script
 # The runs that trained a model: the train stage's, and those recorded from outside the pipeline.
 TRAINING_RUN_FILTERS = ("tags.DVC_STAGE = 'train'", f"tags.{TRAINED_BY_TAG} LIKE '%'")
 
@@ -127,13 +127,18 @@ def experiment_id(name: str, root: Path) -> str:
 
 def file_tags(root: Path, stage: str, pipeline: str = "", files: tuple[str, ...] = ("deps", "outs")) -> dict[str, str]:
     """`dvc.md5.<path>` for each dependency and output (or only those of `files`) of the stage that
-    exists now."""
+    exists now. Code is recorded as it was loaded, file by file (layers.loaded_code): a folder of
+    code is a dependency, and its dvc.lock hash is of the stage's last run, not of this one."""
     declared, locked = repository.stage_files(root, stage, pipeline), repository.locked_md5s(root, pipeline)
     tags = {}
     for path in [path for kind in files for path in declared[kind]]:
+        if path in declared["deps"] and layers.is_code(path) and (root / path).is_dir():
+            continue  # recorded file by file, below
         md5 = repository.content_md5(root, path, locked)
         if md5:
             tags[f"{MD5_TAG}{path}"] = md5
+    if "deps" in files:
+        tags.update({f"{MD5_TAG}{path}": md5 for path, md5 in layers.loaded_code(root).items()})
     return tags
 
 
@@ -200,11 +205,6 @@ def log_dataset(name: str, source_url: str, digest: str | None, context: str) ->
     if digest:
         dataset = MetaDataset(HTTPDatasetSource(source_url), name=name, digest=digest)
         mlflow.log_input(dataset, context=context)
-
-
-def param_strings(flat: dict[str, Any]) -> dict[str, str]:
-    """Param values as MLflow stores them (lists as JSON, like the YAML)."""
-    return {key: json.dumps(value) if isinstance(value, list) else str(value) for key, value in flat.items()}
 
 
 def log_flat_params(flat: dict[str, Any]) -> None:
@@ -294,3 +294,22 @@ def record_stage(
     finally:
         store.set_terminated(child.info.run_id, status)
     return child.info.run_id
+
+
+def record_toy(experiment: str, read: dict[str, Any], checks: dict[str, Any], curve: list[dict[str, float]], figures: list[str]) -> None:
+    """The toy stage's MLflow run (run name `toy-1d`): the params it read, its checks flattened to
+    metrics (group.key), the JSD per G step and its figures."""
+    root = repo_root()
+    with mlflow.start_run(experiment_id=experiment_id(experiment, root), run_name="toy-1d"):
+        log_flat_params(read)
+        mlflow.set_tags(lineage_tags(workspace(), "toy"))
+        flat_checks = {
+            f"{group}.{key}" if isinstance(values, dict) else group: value
+            for group, values in checks.items()
+            for key, value in (values.items() if isinstance(values, dict) else [(group, values)])
+        }
+        mlflow.log_metrics(flat_checks)
+        for row in curve:
+            mlflow.log_metric("jsd", row["jsd"], step=int(row["step"]))
+        for path in figures:
+            mlflow.log_artifact(path, artifact_path="figures")

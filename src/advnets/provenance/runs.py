@@ -11,23 +11,17 @@ from typing import Any
 
 import mlflow
 
-from advnets import tracking
 from advnets.errors import AdvnetsError
-from advnets.params import NEUTRAL_KEYS, Params
-from advnets.publish import run_lineage_record
-from advnets.report import CURVE_EPOCHS, variants_table
+from advnets.params import Params
+from advnets.provenance import tracking
+from advnets.provenance.publish import run_lineage_record
+from advnets.report.results import CURVE_EPOCHS, variants_table
+from advnets.report.summaries import config_filter
 
-NOT_CONFIG = {"train.seed", *NEUTRAL_KEYS}  # a configuration's seeds differ only in these
 SCORE = "parzen.test_ll_mean"
 VALIDATION = "select.valid_ll"
 EPOCH_SECONDS = "seconds"  # the train stage's per-epoch metric: the epoch's steps
 D_FAKE = "d_fake"  # the train stage's per-epoch metric: mean D(G(z)) over the epoch's steps
-
-
-def config_filter(params: Params) -> dict[str, str]:
-    """The logged param values a run of this configuration has (any seed)."""
-    flat = params.flat("data", "model", "train", "select", "sample", "parzen")
-    return {k: v for k, v in tracking.param_strings(flat).items() if k not in NOT_CONFIG}
 
 
 def scored_runs(params: Params, uri: str) -> list[mlflow.entities.Run]:
@@ -182,16 +176,6 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "valid_ll_at": {epoch: statistics.fmean(values) for epoch, values in at.items() if values},
         "seeds": rows,
     }
-
-
-def stored_summary(params: Params, path: Path) -> dict[str, Any] | None:
-    """The summary `advnets seeds` or `advnets variants` wrote to path, if there is one and it is
-    of this configuration and not empty."""
-    if not path.is_file():
-        return None
-    summary = json.loads(path.read_text())
-    of_this = isinstance(summary, dict) and summary.get("config") == config_filter(params)
-    return summary if of_this and (summary.get("n_seeds") or summary.get("variants")) else None
 
 
 def seed_summary(params: Params, uri: str, earlier: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[str]]:

@@ -6,10 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from advnets.collapse import D_WON_BELOW, d_has_won
-from advnets.extrapolation import TAIL_EPOCHS, foresight_error, rise_to_schedule_end
+from advnets.gan.collapse import D_WON_BELOW, d_has_won
+from advnets.gan.schedule import learning_rate_spent
 from advnets.params import Params
-from advnets.schedule import learning_rate_spent
+from advnets.report.extrapolation import (
+    TAIL_EPOCHS,
+    foresight_error,
+    rise_to_schedule_end,
+)
 
 # Runs of different lengths (an ablation cut short, a long run) compare at equal epochs: the
 # validation score at these epochs, where a run scored them (`advnets variants`).
@@ -213,7 +217,7 @@ def _length_bound(params: Params) -> list[str]:
 
 def _schedule_end(params: Params, best: dict[str, Any], paper_row: dict[str, Any]) -> list[str]:
     """Where each seed of the best figure heads once the learning rate's decay is spent
-    (`advnets.extrapolation`), for runs that have taken most of the rate's sum; nothing where a
+    (`advnets.report.extrapolation`), for runs that have taken most of the rate's sum; nothing where a
     seed has no curve to fit or was selected before the fitted second half of its run."""
     seeds = best["seeds"]
     if not seeds or not all(seed.get("valid_curve") for seed in seeds):

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from advnets.atomic import atomic_path
-from advnets.nets import StackedGenerator, build_generator, sample_noise
+from advnets.gan.build import build_generator
+from advnets.gan.nets import StackedGenerator, sample_noise
 from advnets.params import ModelParams
 
 
@@ -53,3 +54,15 @@ def save_samples(path: str | Path, samples: torch.Tensor) -> None:
 
 def load_samples(path: str | Path) -> torch.Tensor:
     return torch.from_numpy(np.load(path))
+
+
+def for_display(flat: torch.Tensor, display: str = "unit") -> torch.Tensor:
+    """Flat images mapped to [0, 1] for viewing. "unit": already there, unchanged. "gcn" (contrast-
+    normalised data, as pylearn2's CIFAR10.adjust_for_viewer): each image over its own max |x|,
+    then (x + 1) / 2; an all-zero image shows as 0.5."""
+    if display == "unit":
+        return flat
+    if display == "gcn":
+        peak = flat.abs().amax(dim=1, keepdim=True)
+        return (flat / torch.where(peak > 0, peak, 1.0) + 1) / 2
+    raise ValueError(f"unknown display {display!r}: expected 'unit' or 'gcn'")

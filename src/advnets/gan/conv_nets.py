@@ -24,7 +24,7 @@ import math
 import torch
 from torch import nn
 
-from advnets.nets import hidden_layers, maxout_layers
+from advnets.gan.nets import hidden_layers, maxout_layers
 
 
 def _init_uniform(module: nn.Module, init_range: float) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from advnets.atomic import staged_dir
+from advnets.atomic import md5_of, staged_dir
 from advnets.errors import AdvnetsError
 
 MIRROR_ENV = "ADVNETS_MNIST_MIRROR"
@@ -50,14 +50,6 @@ class MissingDataError(AdvnetsError, FileNotFoundError):
 
 class MirrorError(AdvnetsError, FileNotFoundError):
     """The configured local mirror folder is missing or incomplete."""
-
-
-def md5_of(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def resolve_mirror(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from advnets.nets import Discriminator
+from advnets.gan.nets import Discriminator
 
 
 def draw_masks(discriminator: Discriminator, rows: int, device: torch.device) -> list[torch.Tensor]:

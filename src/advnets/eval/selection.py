@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from advnets.nets import Generator, sample_noise
+from advnets.gan.nets import Generator, sample_noise
 from advnets.params import Params
 from advnets.parzen import evaluate
 

@@ -14,10 +14,9 @@ from typing import Any
 
 import mlflow
 
-from advnets import tracking
-from advnets.atomic import atomic_path, write_text
-from advnets.data import md5_of
+from advnets.atomic import atomic_path, md5_of, write_text
 from advnets.errors import AdvnetsError
+from advnets.provenance import tracking
 
 GENERATOR = "models/generator.pt"
 RESULTS = Path("results/mnist")

@@ -9,30 +9,37 @@ from pathlib import Path
 
 import torch
 
-from advnets import datasets, tracking
 from advnets.atomic import write_text
-from advnets.datasets import GANS, slug
+from advnets.data.registry import GANS
+from advnets.gan.sampling import (
+    draw_samples,
+    load_generator,
+    load_samples,
+    save_samples,
+)
 from advnets.params import Params, changes_results
-from advnets.sampling import draw_samples, load_generator, load_samples, save_samples
+from advnets.pipeline import paths
+from advnets.pipeline.paths import slug
+from advnets.provenance import tracking
 
 
 def trained_generator(params: Params, gan: str) -> torch.nn.Module:
     """The GAN's trained G (TFD's stacked on its first stage's)."""
     first_stage = params.tfd.pretrain.model if gan == "tfd" else None
-    path = datasets.models_dir(gan) / "generator.pt"
+    path = paths.models_dir(gan) / "generator.pt"
     return load_generator(path, params.gan(gan).model, GANS[gan].image_shape, first_stage)
 
 
 def _record(params: Params, gan: str, kind: str, read: dict, **logged) -> None:
     tracking.record_stage(
-        datasets.stage(kind, gan), read, run_record=datasets.models_dir(gan) / "mlflow-run.json",
-        pipeline=datasets.pipeline(gan), **logged,
+        paths.stage(kind, gan), read, run_record=paths.models_dir(gan) / "mlflow-run.json",
+        pipeline=paths.pipeline(gan), **logged,
     )
 
 
 def sample(params: Params, gan: str) -> Path:
     section = params.gan(gan)
-    path = datasets.samples_path(gan)
+    path = paths.samples_path(gan)
     samples = draw_samples(trained_generator(params, gan), section.model, section.sample.n, section.sample.seed)
     save_samples(path, samples)
     _record(params, gan, "sample", section.flat_under(gan, "model", "sample"))
@@ -41,11 +48,11 @@ def sample(params: Params, gan: str) -> Path:
 
 def figure2(params: Params, gan: str, data_root: str | Path = "data") -> Path:
     """Figure 2's panel for the GAN: fair samples and each row's nearest training image."""
-    from advnets import figures
+    from advnets.report import figures
 
     section, data = params.gan(gan), GANS[gan]
     fig = section.figures
-    path = datasets.figures_dir(gan) / "figure2.png"
+    path = paths.figures_dir(gan) / "figure2.png"
     figures.figure2(
         path, trained_generator(params, gan), section.model, data.images(params, "train", data_root),
         fig.sample_rows, fig.sample_cols, fig.seed, fig.scale, image_shape=data.image_shape, display=data.display,
@@ -57,13 +64,13 @@ def figure2(params: Params, gan: str, data_root: str | Path = "data") -> Path:
 def tfd_parzen(params: Params, data_root: str | Path = "data") -> dict:
     """The paper's TFD figure: per fold, sigma chosen on the fold's validation images and its
     test images scored; the mean over folds and the standard error across them."""
+    from advnets.data.tfd import load_tfd
     from advnets.device import resolve_device
     from advnets.parzen import PAPER_TABLE1_TFD, evaluate_folds
-    from advnets.tfd import load_tfd
 
     parzen = params.tfd.parzen
     device = resolve_device(parzen.device)
-    samples = load_samples(datasets.samples_path("tfd")).to(device)
+    samples = load_samples(paths.samples_path("tfd")).to(device)
     folds = [(load_tfd("valid", f, data_root), load_tfd("test", f, data_root)) for f in parzen.folds]
     result = evaluate_folds(samples, folds, parzen.sigmas, parzen.chunk_size)
     metrics = {

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from advnets.data import md5_of
+from advnets.atomic import md5_of
 
 
 def git_state(root: Path) -> dict[str, str]:

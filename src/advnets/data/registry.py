@@ -1,5 +1,5 @@
 """The paper's other datasets as the GANs of params.yaml use them: which images train each GAN,
-their shape, how to show them, where they come from and where their outputs go."""
+their shape, how to show them and where they come from (their files: advnets.pipeline.paths)."""
 
 from __future__ import annotations
 
@@ -16,16 +16,16 @@ from advnets.params import Params
 class GanData:
     dataset: str  # the folder under data/ (the download stage's output)
     image_shape: tuple[int, int, int]  # (channels, rows, cols) of the flat vectors
-    display: str  # advnets.figures.for_display: "unit" ([0, 1] pixels) or "gcn"
+    display: str  # advnets.gan.sampling.for_display: "unit" ([0, 1] pixels) or "gcn"
     source: str  # for MLflow's dataset input
 
     def images(self, params: Params, split: str, root: str | Path = "data") -> torch.Tensor:
         """train: the images G learns; valid: the validation images (the monitor's)."""
         if self.dataset == "cifar10":
-            from advnets.cifar10 import load_cifar10
+            from advnets.data.cifar10 import load_cifar10
 
             return load_cifar10(split, root)[0]
-        from advnets.tfd import load_tfd
+        from advnets.data.tfd import load_tfd
 
         return load_tfd("unlabeled" if split == "train" else split, params.tfd.data.fold, root)
 
@@ -34,35 +34,3 @@ CIFAR10 = GanData("cifar10", (3, 32, 32), "gcn", "https://www.cs.toronto.edu/~kr
 TFD = GanData("tfd", (1, 48, 48), "unit", "TFD_48x48.mat (Toronto Face Database, user-supplied)")
 # Each GAN section of params.yaml (advnets.params.GANS) with its dataset, named by its first part.
 GANS = {gan: {"cifar10": CIFAR10, "tfd": TFD}[gan.split(".")[0]] for gan in GAN_SECTIONS}
-
-
-def slug(gan: str) -> str:
-    """The GAN's name in paths: cifar10.fc -> cifar10_fc."""
-    return gan.replace(".", "_")
-
-
-def pipeline(gan: str) -> str:
-    """The folder of the GAN's dvc.yaml."""
-    return f"pipelines/{gan.split('.')[0]}"
-
-
-def stage(kind: str, gan: str) -> str:
-    """The DVC stage of this kind (train, sample, ...) for the GAN, as its pipeline names it:
-    CIFAR-10's stages are a foreach over its two GANs (train@fc); TFD's first stage is `pretrain`."""
-    if gan == "tfd.pretrain":
-        return "pretrain"
-    variant = gan.partition(".")[2]
-    return f"{kind}@{variant}" if variant else kind
-
-
-def models_dir(gan: str) -> Path:
-    """Where the GAN's train stage writes its nets and MLflow run record."""
-    return Path("models") / slug(gan)
-
-
-def samples_path(gan: str) -> Path:
-    return Path("data") / "samples" / f"{slug(gan)}.npy"
-
-
-def figures_dir(gan: str) -> Path:
-    return Path("figures") / slug(gan)

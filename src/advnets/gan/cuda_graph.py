@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from advnets.updates import DStats, Nets, simultaneous_update
+from advnets.gan.updates import DStats, Nets, simultaneous_update
 
 EAGER_STEPS = 3
 

@@ -21,11 +21,12 @@ from typing import Any, NamedTuple
 
 from mlflow.entities import Metric
 
-from advnets import repository, selection, tracking
-from advnets.data import md5_of
+from advnets.atomic import md5_of
 from advnets.errors import AdvnetsError
-from advnets.evaluate import score_generator
+from advnets.eval import selection
+from advnets.eval.scoring import score_generator
 from advnets.params import Params, ParamsError, validate
+from advnets.provenance import repository, tracking
 
 TRAINED_BY = "benchmarks/epoch_time.py"
 FIELDS = ("commit", "device", "torch", "params", "data_md5", "rows", "selected_epoch", "generator_md5")

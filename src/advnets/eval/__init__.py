@@ -1,0 +1,1 @@
+"""Evaluation: the checkpoint selection on validation data and the Parzen scoring protocol."""

@@ -1,0 +1,1 @@
+"""The stages' bodies: the only code that names the pipeline's files."""

@@ -1,0 +1,160 @@
+"""The train stages' bodies: which data, params and files a GAN's training has; the loop
+(advnets.gan.loop) trains it and an MLflow TrainingLog records it. MNIST keeps the epoch its
+validation selection chooses; the other datasets' GANs (no Parzen figure to select on, or TFD's
+fixed epochs) keep the last."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from advnets.atomic import md5_of
+from advnets.data.mnist import load_mnist
+from advnets.data.registry import GANS
+from advnets.device import resolve_device
+from advnets.eval.selection import Selector
+from advnets.gan import loop
+from advnets.gan.loop import TrainFiles
+from advnets.gan.trainer import Trainer
+from advnets.params import Params
+from advnets.pipeline import paths
+from advnets.pipeline.paths import slug
+from advnets.provenance.training_log import MlflowTrainingLog, RunDescription
+
+DATA_OUTPUT = "data/mnist"  # the download stage's output, as dvc.lock names it
+DATA_SOURCE = "https://yann.lecun.com/exdb/mnist/"  # where MNIST comes from, for MLflow's dataset input
+
+
+@dataclass(frozen=True)
+class TrainOutputs:
+    generator: Path = Path("models/generator.pt")  # the nets of the epoch selected on validation data
+    discriminator: Path = Path("models/discriminator.pt")
+    run_record: Path = Path("models/mlflow-run.json")
+    checkpoint: Path = Path("models/checkpoint.pt")  # not a DVC output: removed once training ends
+    summary: Path = Path("metrics/train.json")
+    curve: Path = Path("metrics/train_curve.csv")
+    selection: Path = Path("metrics/selection.csv")
+
+    @classmethod
+    def of_gan(cls, gan: str) -> TrainOutputs:
+        """A GAN of another dataset: models/<slug>/ and metrics/<slug>/ (slug: cifar10_fc ...)."""
+        models, metrics = paths.models_dir(gan), Path("metrics") / slug(gan)
+        return cls(
+            models / "generator.pt", models / "discriminator.pt", models / "mlflow-run.json",
+            models / "checkpoint.pt", metrics / "train.json", metrics / "train_curve.csv", metrics / "selection.csv",
+        )
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """One GAN's training, whatever the dataset."""
+
+    gan: object  # .model and .train: MNIST's Params, or a GAN section of another dataset
+    flat_params: dict  # what the run is: logged to MLflow, and a checkpoint must match it
+    tracking_params: dict  # where it is tracked: logged too
+    experiment: str
+    run_name: str
+    stage: str  # the DVC stage, for the lineage tags
+    pipeline: str  # the folder of its dvc.yaml ("" for the root)
+    dataset: tuple[str, str, str]  # MLflow dataset input: name, source, the DVC output it is in
+    train_images: torch.Tensor
+    valid_images: torch.Tensor | None  # for the monitor (None: no monitor)
+    image_shape: tuple[int, int, int]
+    display: str
+    selector: Selector | None = None  # None: the last epoch's nets are the result
+    pretrained: torch.nn.Module | None = None  # TFD's first-stage G
+
+
+def run_training(
+    params: Params,
+    data_root: str | Path = "data",
+    out: TrainOutputs = TrainOutputs(),
+    on_epoch_end: Callable[[Trainer], None] | None = None,
+) -> list[dict[str, float]]:
+    """MNIST: train to params.train.epochs, resuming an interrupted run, and keep the epoch that
+    scores best on validation data; returns the per-epoch rows."""
+    device = resolve_device(params.train.device)
+    valid_images = load_mnist("valid", data_root)[0]
+    job = TrainingJob(
+        gan=params,
+        flat_params={**params.flat("data", "model", "train", "select"), **_selection_params(params)},
+        tracking_params=params.flat("tracking"),
+        experiment=params.tracking.experiment,
+        run_name=f"seed{params.train.seed}-{params.train.update}",
+        stage="train",
+        pipeline="",
+        dataset=("mnist", DATA_SOURCE, DATA_OUTPUT),
+        train_images=load_mnist("train", data_root)[0],
+        valid_images=valid_images,
+        image_shape=(1, 28, 28),
+        display="unit",
+        selector=Selector(params, valid_images, device),
+    )
+    return train_gan(job, device, out, on_epoch_end)
+
+
+def run_gan_training(
+    params: Params,
+    gan: str,
+    data_root: str | Path = "data",
+    on_epoch_end: Callable[[Trainer], None] | None = None,
+) -> list[dict[str, float]]:
+    """Another dataset's GAN (advnets.data.registry.GANS); TFD's second stage stacks on the first's G."""
+    section, data = params.gan(gan), GANS[gan]
+    dataset = gan.split(".")[0]
+    flat = {**section.flat_under(gan, "model", "train"), **getattr(params, dataset).flat_under(dataset, "data")}
+    pretrained = None
+    if gan == "tfd":
+        from advnets.gan.sampling import load_generator
+
+        first = TrainOutputs.of_gan("tfd.pretrain").generator
+        pretrained = load_generator(first, params.tfd.pretrain.model, data.image_shape)
+        flat["tfd.pretrained_md5"] = md5_of(first)  # a new first stage is a new run
+    device = resolve_device(section.train.device)
+    tracked = params.tfd if gan == "tfd.pretrain" else section
+    job = TrainingJob(
+        gan=section,
+        flat_params=flat,
+        tracking_params=tracked.flat_under(dataset if gan == "tfd.pretrain" else gan, "tracking"),
+        experiment=tracked.tracking.experiment,
+        run_name=f"{slug(gan)}-seed{section.train.seed}",
+        stage=paths.stage("train", gan),
+        pipeline=paths.pipeline(gan),
+        dataset=(data.dataset, data.source, f"data/{data.dataset}"),
+        train_images=data.images(params, "train", data_root),
+        valid_images=data.images(params, "valid", data_root),
+        image_shape=data.image_shape,
+        display=data.display,
+        pretrained=pretrained,
+    )
+    return train_gan(job, device, TrainOutputs.of_gan(gan), on_epoch_end)
+
+
+def train_gan(
+    job: TrainingJob,
+    device: torch.device,
+    out: TrainOutputs,
+    on_epoch_end: Callable[[Trainer], None] | None = None,
+) -> list[dict[str, float]]:
+    """Train job.gan to its train.epochs, resuming an interrupted run; returns the per-epoch rows."""
+    trainer = Trainer(job.gan, job.train_images, job.valid_images, device, job.image_shape, job.pretrained)
+    description = RunDescription(
+        flat_params=job.flat_params, tracking_params=job.tracking_params, experiment=job.experiment,
+        run_name=job.run_name, stage=job.stage, pipeline=job.pipeline, dataset=job.dataset,
+        image_shape=job.image_shape, display=job.display, run_record=out.run_record, grid_every=job.gan.train.grid_every,
+    )
+    files = TrainFiles(out.checkpoint, out.generator, out.discriminator, out.summary, out.curve, out.selection)
+    run = loop.train(
+        trainer, job.gan.train.epochs, files, MlflowTrainingLog(description), job.flat_params,
+        selector=job.selector, on_epoch_end=on_epoch_end,
+    )
+    return run.history
+
+
+def _selection_params(params: Params) -> dict:
+    """The evaluation params the selection reads (it chooses sigma as the Parzen protocol does)."""
+    parzen = params.flat("parzen")
+    return {key: parzen[key] for key in ("parzen.sigmas", "parzen.valid_points")}

@@ -1,0 +1,164 @@
+"""The train stages' TrainingLog: one MLflow run per training run, continued by a resumed one, with
+the params, the dataset, the lineage tags, every epoch's figures, sample grids and the selected
+generator as the `model` artifact."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from torchvision.utils import save_image
+
+from advnets.gan import checkpoint
+from advnets.gan.loop import TrainingLog, TrainingRun
+from advnets.gan.sampling import for_display
+from advnets.provenance import repository, tracking
+
+
+@dataclass(frozen=True)
+class RunDescription:
+    """What the MLflow run of one training is, and where its lineage comes from."""
+
+    flat_params: dict  # what the run is: logged, and a checkpoint must match it
+    tracking_params: dict  # where it is tracked: logged too
+    experiment: str
+    run_name: str
+    stage: str  # the DVC stage, for the lineage tags
+    pipeline: str  # the folder of its dvc.yaml ("" for the root)
+    dataset: tuple[str, str, str]  # MLflow dataset input: name, source, the DVC output it is in
+    image_shape: tuple[int, int, int]
+    display: str  # for the sample grids: advnets.gan.sampling.for_display
+    run_record: Path  # the DVC output that points at the run
+    grid_every: int
+
+
+class MlflowTrainingLog(TrainingLog):
+    def __init__(self, description: RunDescription):
+        self.what = description
+        self.run: mlflow.ActiveRun | None = None
+        self._scored_steps: set[int] = set()
+
+    def begin(self, run: TrainingRun, resumed: str | None) -> str:
+        what, root, here = self.what, tracking.repo_root(), tracking.workspace()
+        experiment = tracking.experiment_id(what.experiment, root)
+        self.run = _start_run(resumed, experiment, what.run_name, run.files.checkpoint)
+        run_id = self.run.info.run_id
+        if resumed is None:  # train.epochs and the like may change on a resume: logged at the end
+            tracking.log_flat_params({**checkpoint.training_params(what.flat_params), **what.tracking_params})
+            name, source, output = what.dataset
+            digest = repository.content_md5(here, output, repository.locked_md5s(here, what.pipeline))
+            tracking.log_dataset(name, source, digest, context="training")
+        lineage = tracking.lineage_tags(here, what.stage, run.device, what.pipeline, files=("deps",))  # as loaded
+        if run.resumed_after is not None:
+            deps = [key.removeprefix(tracking.MD5_TAG) for key in lineage if key.startswith(tracking.MD5_TAG)]
+            _note_resume(run_id, run.resumed_after, lineage, deps)
+        mlflow.set_tags(lineage)
+        tracking.write_run_record(what.run_record, self.run, root)
+        self._log_unlogged_epochs(run)
+        return run_id
+
+    def epoch(self, run: TrainingRun, row: dict[str, float], score: dict[str, float] | None, seconds: dict[str, float]) -> None:
+        if run.d_won_at == row["epoch"] and "d_won_at_epoch" not in mlflow.get_run(self.run.info.run_id).data.tags:
+            mlflow.set_tag("d_won_at_epoch", row["epoch"])  # a resumed run keeps the first
+        mlflow.log_metrics(_epoch_metrics(row, score), step=row["epoch"])
+        if score is not None:
+            self._scored_steps.add(row["epoch"])
+        epoch = run.trainer.epoch
+        if epoch % self.what.grid_every == 0 or epoch == run.epochs:
+            self._log_grid(run)
+
+    def end(self, run: TrainingRun) -> None:
+        if run.scores and run.scores[-1]["epoch"] not in self._scored_steps:
+            mlflow.log_metrics(_score_metrics(run.scores[-1]), step=run.trainer.epoch)  # scored after the loop
+        if run.selector is not None:
+            mlflow.log_metrics({k: float(v) for k, v in run.selector.summary().items()})
+        if run.files.generator:
+            mlflow.log_artifact(str(run.files.generator), artifact_path="model")
+        _log_resumable_params(self.run.info.run_id, self.what.flat_params)
+        mlflow.set_tags(tracking.file_tags(tracking.workspace(), self.what.stage, self.what.pipeline, files=("outs",)))
+        mlflow.end_run("FINISHED")
+
+    def abort(self, run: TrainingRun, error: BaseException) -> None:
+        if self.run is not None and mlflow.active_run() is not None:
+            mlflow.end_run("FAILED")
+
+    def _log_unlogged_epochs(self, run: TrainingRun) -> None:
+        """On a resume, log the checkpointed epochs the run lacks: a process killed after saving the
+        checkpoint but before logging the epoch would otherwise leave a gap in its metrics."""
+        if not run.history:
+            return
+        logged = {m.step for m in tracking.client().get_metric_history(self.run.info.run_id, "d_loss")}
+        by_epoch = {score["epoch"]: score for score in run.scores}
+        self._scored_steps.update(by_epoch)
+        for row in run.history:
+            if row["epoch"] not in logged:
+                mlflow.log_metrics(_epoch_metrics(row, by_epoch.get(row["epoch"])), step=row["epoch"])
+
+    def _log_grid(self, run: TrainingRun) -> None:
+        trainer = run.trainer
+        samples = for_display(trainer.grid_samples(), self.what.display)
+        nrow = math.isqrt(len(samples))
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"epoch-{trainer.epoch:04d}.png"
+            save_image(samples.view(-1, *self.what.image_shape), path, nrow=nrow, padding=2)
+            mlflow.log_artifact(str(path), artifact_path="grids")
+
+
+def _start_run(run_id: str | None, experiment: str, name: str, saved: Path | None) -> mlflow.ActiveRun:
+    """A new MLflow run, or the one the checkpoint continues: refused with the way out if the store
+    no longer has it (deleted, or another tracking URI)."""
+    try:
+        return mlflow.start_run(run_id=run_id, experiment_id=experiment, run_name=name)
+    except mlflow.exceptions.MlflowException as exc:
+        if run_id is None:
+            raise
+        raise checkpoint.ResumeError(
+            f"{saved} continues MLflow run {run_id}, which the store at {mlflow.get_tracking_uri()} cannot "
+            f"continue ({exc.message}); restore it there, or start afresh: rm {saved}"
+        ) from None
+
+
+def _log_resumable_params(run_id: str, flat_params: dict) -> None:
+    """The params a resume may change (train.epochs, ...), as the run ended: MLflow params are
+    write-once. A run begun by older code logged them at its start: those are kept, with a warning
+    where they differ."""
+    logged = mlflow.get_run(run_id).data.params
+    resumable = tracking.param_strings(checkpoint.resumable_params(flat_params))
+    for key, value in resumable.items():
+        if key in logged and logged[key] != value:
+            print(f"warning: run {run_id} keeps {key}={logged[key]}, logged as it began (now {value}); see metrics/train.json")
+    tracking.log_flat_params({k: v for k, v in resumable.items() if k not in logged})
+
+
+def _note_resume(run_id: str, epoch: int, lineage: dict[str, str], deps: list[str]) -> None:
+    """Keep in the run's tags what changed since its previous session (commit, git.dirty, torch,
+    device, the md5 of each file the stage depends on), since the lineage tags set next name only
+    this session's; warn if anything did."""
+    tags = mlflow.get_run(run_id).data.tags
+    changes = "; ".join(tracking.lineage_changes(tags, lineage, deps))
+    key = f"{tracking.RESUME_TAG}{epoch}"
+    earlier = tags.get(key, "nothing")  # resumed here before, by a session that checkpointed no epoch
+    if changes:
+        note = changes if earlier == "nothing" else f"{earlier}; then {changes}"
+        limit = tracking.TAG_VALUE_LIMIT
+        mlflow.set_tag(key, note if len(note) <= limit else "…" + note[-(limit - 1):])  # the newest kept
+        print(
+            f"warning: resuming after epoch {epoch} with another lineage than the run's previous session: "
+            f"{changes}. The run's lineage tags will name this session's; tag {key} keeps the change.",
+            flush=True,
+        )
+    elif key not in tags:
+        mlflow.set_tag(key, "nothing")
+
+
+def _score_metrics(score: dict[str, float]) -> dict[str, float]:
+    return {f"select.{k}": v for k, v in score.items() if k != "epoch"}
+
+
+def _epoch_metrics(row: dict[str, float], score: dict[str, float] | None) -> dict[str, Any]:
+    """An epoch's figures as MLflow metrics, with its selection score if it was scored."""
+    return {**{k: v for k, v in row.items() if k != "epoch"}, **(_score_metrics(score) if score else {})}
