@@ -1,7 +1,8 @@
 """Wall time of MNIST training epochs as the train stage runs them, on real MNIST.
 
-Runs advnets' Trainer (the train stage's loop: steps, per-epoch monitor) with its checkout's
-params.yaml, optionally changed by --set, and prints each epoch's seconds: the steps alone, the
+Runs the train stage's own loop (advnets.gan.loop: the Trainer's steps and per-epoch monitor, the
+selection) with its checkout's params.yaml, optionally changed by --set, reporting to a JSON run
+log (advnets.provenance.runlog) instead of MLflow, and prints each epoch's seconds: the steps alone, the
 whole epoch, and, every select.every epochs with --select, the validation selection score and its
 time. No MLflow or DVC: a speed check, or a quick look at how a configuration learns on a machine
 without the tracking stack. --json writes the rows with the params, commit and data md5s (at every
@@ -16,10 +17,8 @@ training run in the MLflow store. SIGTERM ends the run after the epoch under way
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
-import time
 from pathlib import Path
 
 # This checkout's advnets ahead of any installed one, as stages/_this_checkout.py does for the
@@ -30,13 +29,16 @@ sys.path.insert(0, str(CHECKOUT / "src"))
 import torch
 import yaml
 
-from advnets.atomic import md5_of, write_text, write_torch
+from advnets.atomic import md5_of
 from advnets.data.mnist import load_mnist
 from advnets.device import device_name
 from advnets.eval.selection import Selector
+from advnets.gan import loop
+from advnets.gan.loop import TrainFiles
 from advnets.gan.trainer import Trainer
 from advnets.params import read_yaml, validate
 from advnets.provenance.repository import git_state
+from advnets.provenance.runlog import JsonRunLog, device_record
 
 
 def params_with(overrides: list[str]):
@@ -55,11 +57,6 @@ def commit() -> str:
     """The checkout's HEAD, with "+changes" when its tree differs from it (repository.git_state)."""
     state = git_state(CHECKOUT)
     return state["git.commit"] + ("+changes" if state["git.dirty"] == "true" else "")
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def main() -> None:
@@ -85,47 +82,31 @@ def main() -> None:
           f"{trainer.batches_per_epoch} steps per epoch, changed: {args.set or 'nothing'}", flush=True)
 
     data = {split: md5_of(args.data / "mnist" / f"{split}.pt") for split in ("train", "valid")}
-    record = {"commit": commit(), "device": name, "torch_device": str(device), "torch": torch.__version__, "changed": args.set,
-              "params": params.model_dump(), "data_md5": data, "started": time.time()}
-    rows = []
+    record = {"commit": commit(), **device_record(device, name), "changed": args.set,
+              "params": params.model_dump(), "data_md5": data}
     stopping = []  # SIGTERM (e.g. timeout's) ends the run after the epoch under way, its files whole
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    log = TimedRunLog(args.json, args.save, record)
+    loop.train(trainer, args.epochs, TrainFiles(), log, params.flat("model", "train"), selector, stop=lambda: bool(stopping))
+    if stopping:
+        print(f"stopped by SIGTERM after epoch {trainer.epoch}", flush=True)
 
-    def write_record(finished: bool) -> None:
-        """finished: the run has ended (all its epochs, or SIGTERM); False while it is still under way."""
-        if args.json:
-            write_text(args.json, json.dumps({**record, "ended": time.time(), "finished": finished, "rows": rows}, indent=1) + "\n")
-
-    for _ in range(args.epochs):
-        if stopping:
-            print(f"stopped by SIGTERM after epoch {trainer.epoch}", flush=True)
-            break
-        sync(device)
-        start = time.perf_counter()
-        row = trainer.train_epoch()
-        sync(device)
-        row["epoch_seconds"] = time.perf_counter() - start
-        if selector is not None and selector.due(trainer.epoch):
-            start = time.perf_counter()
-            score = selector.score(trainer.nets.generator)
-            row.update({f"select.{k}": v for k, v in score.items()})
-            sync(device)
-            row["select_seconds"] = time.perf_counter() - start
-            if args.save and selector.consider(trainer.epoch, score, {"generator": trainer.nets.generator}):
-                write_torch(args.save, selector.best["generator"])
-                record.update(selected_epoch=trainer.epoch, generator_md5=md5_of(args.save))
-        rows.append(row)
-        shown = f"  validation {row['select.valid_ll']:7.2f} ({row['select_seconds']:.2f} s)" if "select.valid_ll" in row else ""
-        print(f"epoch {row['epoch']:4d}: steps {row['seconds']:6.2f} s, epoch {row['epoch_seconds']:6.2f} s, "
-              f"{row['images_per_s']:8.0f} images/s, monitor {row['valid_parzen']:7.2f}{shown}", flush=True)
-        if "select.valid_ll" in row:  # with the generator it may have saved, so a run killed still leaves both
-            write_record(finished=False)
-    write_record(finished=True)
-
+    rows = log.rows
     steady = rows[1:] or rows  # the first epoch includes warm-up (allocator, kernels, caches)
     mean = sum(r["epoch_seconds"] for r in steady) / len(steady)
     which = f"epochs 2-{len(rows)}" if len(rows) > 1 else "epoch 1"
     print(f"mean over {which}: {mean:.3f} s per epoch ({trainer.batches_per_epoch} steps)")
+
+
+class TimedRunLog(JsonRunLog):
+    """The run log, and each epoch's times on the screen."""
+
+    def epoch(self, run, row, score, seconds) -> None:
+        super().epoch(run, row, score, seconds)
+        row = self.rows[-1]
+        shown = f"  validation {row['select.valid_ll']:7.2f} ({row['select_seconds']:.2f} s)" if score else ""
+        print(f"epoch {row['epoch']:4d}: steps {row['seconds']:6.2f} s, epoch {row['epoch_seconds']:6.2f} s, "
+              f"{row['images_per_s']:8.0f} images/s, monitor {row['valid_parzen']:7.2f}{shown}", flush=True)
 
 
 if __name__ == "__main__":

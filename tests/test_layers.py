@@ -162,3 +162,67 @@ def test_the_toy_stage_lists_exactly_the_params_it_reads(raw_params):
     listed = next(stage for _, name, stage in dvc_stages() if name == "toy")["params"]
     read = {key.split(".")[0] if key.startswith("toy.") else key for key in params_read(params)}
     assert set(listed) == read | {"tracking.experiment"}
+
+
+def test_a_run_records_every_module_it_loaded_file_by_file_and_no_folder_hash():
+    """A folder of code is one dependency; a run's tags name each of its files that the run
+    loaded, with the md5 it had (dvc.lock's folder hash is of the last run, not this one)."""
+    import advnets.gan.trainer  # noqa: F401  loaded, as the train stage loads it
+    from advnets.atomic import md5_of
+    from advnets.provenance import tracking
+
+    tags = tracking.file_tags(REPO, "train", files=("deps",))
+    assert tags["dvc.md5.src/advnets/gan/trainer.py"] == md5_of(SRC / "gan" / "trainer.py")
+    assert tags["dvc.md5.src/advnets/provenance/tracking.py"] == md5_of(SRC / "provenance" / "tracking.py")  # what ran
+    assert tags["dvc.md5.stages/train.py"] == md5_of(REPO / "stages" / "train.py")  # a file dependency
+    assert not any(key in tags for key in ("dvc.md5.src/advnets/gan", "dvc.md5.src/advnets/eval"))
+
+
+def git(root: Path, *args: str) -> None:
+    import subprocess
+
+    from conftest import GIT_USER
+
+    subprocess.run(["git", *GIT_USER, *args], cwd=root, check=True, capture_output=True)
+
+
+def test_published_code_is_compared_with_heads_file_by_file_following_moves(tmp_path):
+    from advnets.provenance.lineage import code_changes
+
+    root = tmp_path
+    (root / "src" / "pkg").mkdir(parents=True)
+    (root / "stages").mkdir()
+    step = "from pkg.nets import G\n\n\ndef step(x):\n" + "".join(f"    x = x * {i} + 1\n" for i in range(12)) + "    return x\n"
+    (root / "src" / "pkg" / "step.py").write_text(step)
+    (root / "src" / "pkg" / "log.py").write_text("".join(f"def log{i}():\n    return {i}\n\n\n" for i in range(8)))
+    (root / "stages" / "train.py").write_text("print('train')\n")
+    (root / "dvc.yaml").write_text("stages:\n  train:\n    cmd: python stages/train.py\n"
+                                   "    deps: [stages/train.py, src/pkg, data/mnist]\n")
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "first")
+    first = subprocess_out(root, "rev-parse", "HEAD")
+    assert code_changes(root, first) == []  # HEAD trains with the same code
+
+    # the step moves into a layer with new imports; logging moves to neutral code
+    (root / "src" / "pkg" / "gan").mkdir()
+    (root / "src" / "pkg" / "gan" / "step.py").write_text(step.replace("from pkg.nets", "from pkg.gan.nets"))
+    (root / "src" / "pkg" / "step.py").unlink()
+    (root / "src" / "advnets" / "provenance").mkdir(parents=True)
+    (root / "src" / "pkg" / "log.py").rename(root / "src" / "advnets" / "provenance" / "log.py")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "layers")
+    changes = code_changes(root, first)  # log.py moved to neutral code: not the training's any more
+    assert len(changes) == 1 and changes[0].startswith("src/pkg/gan/step.py: was src/pkg/step.py, changed (")
+    assert changes[0].endswith("imports only)")
+
+    (root / "src" / "pkg" / "gan" / "step.py").write_text(step.replace("x * 3", "x * 4"))
+    git(root, "commit", "-q", "-am", "maths")
+    (change,) = code_changes(root, first)
+    assert "imports only" not in change and ", changed (" in change
+
+
+def subprocess_out(root: Path, *args: str) -> str:
+    import subprocess
+
+    return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True).stdout.strip()

@@ -9,7 +9,7 @@ import mlflow
 import pytest
 
 from advnets.atomic import md5_of
-from advnets.provenance.record import RecordError, check_files, load_record
+from advnets.provenance.runlog import RecordError, check_files, load_record
 from conftest import GIT_USER, TINY_PIPELINE, copy_folders, imported_modules
 
 

@@ -156,7 +156,7 @@ class TrackingParams(_Section):
     experiment: str = Field(min_length=1)
 
 
-# ---- the paper's other datasets (paper-2014-spec.md section 4): one section each ----
+# ---- the paper's other datasets (docs/fidelity.md, "Other datasets"): one section each ----
 
 
 class ConvMaxoutParams(_Section):

@@ -1,4 +1,4 @@
-"""Gaussian Parzen-window log-likelihood and the paper's protocol (paper-2014-spec.md section 3).
+"""Gaussian Parzen-window log-likelihood and the paper's protocol (docs/fidelity.md, "Parzen-window protocol").
 
 log p(x) = logmeanexp_i(-||x - mu_i||^2 / (2 sigma^2)) - d * log(sigma * sqrt(2 pi)),
 mu_i the generated samples. Squared distances use ||x||^2 + ||mu||^2 - 2 x.mu, one float32 GEMM

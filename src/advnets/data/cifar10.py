@@ -1,5 +1,5 @@
 """CIFAR-10: download (or copy from a local mirror), verify, split and contrast-normalise as the
-official code did (paper-2014-spec.md section 4; cifar10_fully_connected.yaml).
+official code did (docs/fidelity.md, "Other datasets"; cifar10_fully_connected.yaml).
 
 Splits: train = the first 40,000 training images (data_batch_1 to 4, in file order), valid = the
 last 10,000 (data_batch_5), test = test_batch. Images are stored as uint8 [N, 3072] in the

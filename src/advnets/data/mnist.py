@@ -1,6 +1,6 @@
 """MNIST: download (or copy from a local mirror), verify, and split as the paper did.
 
-Splits (paper-2014-spec.md section 2): train = the first 50,000 official training images in file
+Splits (docs/fidelity.md, "MNIST setup"): train = the first 50,000 official training images in file
 order, valid = the last 10,000, test = the official 10,000. Pixels are stored as uint8 and served
 by `load_mnist` as float32 in [0, 1], shape [N, 784].
 """
@@ -27,7 +27,7 @@ SPLITS = ("train", "valid", "test")
 DOWNLOAD_TIMEOUT_S = 30
 
 # md5 of the *decompressed* IDX files: the same for the public files and for any recompressed
-# mirror of them (values from the MNIST mirror's README).
+# mirror of them.
 CONTENT_MD5 = {
     "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
     "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",

@@ -1,5 +1,5 @@
 """TFD, the Toronto Face Database (48 x 48 = 2,304 grey pixels), from a user-supplied
-TFD_48x48.mat (paper-2014-spec.md section 4).
+TFD_48x48.mat (docs/fidelity.md, "Other datasets").
 
 TFD is licensed and cannot be downloaded. The file's fields, as pylearn2's TFD dataset reads them:
 `images` uint8 [N, 48, 48] and `folds` [N, 5], where column f gives each image's role in fold f:

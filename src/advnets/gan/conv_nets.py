@@ -1,4 +1,4 @@
-"""The convolutional CIFAR-10 nets (paper-2014-spec.md section 4, cifar10_convolutional.yaml):
+"""The convolutional CIFAR-10 nets (docs/fidelity.md, "Other datasets"; cifar10_convolutional.yaml):
 Figure 2 d's convolutional D and "deconvolutional" G. Both take and return flat images
 ([B, 3072] in (channel, row, col) order, as everywhere in the project).
 

@@ -130,7 +130,7 @@ def train(
                 run.d_won_at = row["epoch"]
                 print(
                     f"epoch {row['epoch']}: D has won: mean D(G(z)) over the epoch was {row['d_fake']:.4f}, below "
-                    f"{D_WON_BELOW:g}. No tracked run that got here has recovered (README, Results); training goes on.",
+                    f"{D_WON_BELOW:g}. No tracked run that got here has recovered (docs/findings.md); training goes on.",
                     flush=True,
                 )
             score = None

@@ -1,4 +1,4 @@
-"""The paper's networks (paper-2014-spec.md sections 2 and 4) and the noise prior.
+"""The paper's networks (docs/fidelity.md, "MNIST setup" and "Other datasets") and the noise prior.
 
 G: noise -> hidden layers (ReLU on MNIST; ReLU then sigmoid on TFD and CIFAR-10) -> sigmoid pixels
 (linear for CIFAR-10's contrast-normalised images). D: maxout layers with dropout on the input of

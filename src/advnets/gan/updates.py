@@ -1,4 +1,4 @@
-"""The GAN losses and the two update rules (paper-2014-spec.md section 2, "How the code steps").
+"""The GAN losses and the two update rules (docs/fidelity.md, "How the official code steps").
 
 - simultaneous: what the official code ran. One forward pass per minibatch; both losses from the
   same dropped-out D outputs; both gradients at the pre-update parameters; then both nets step.

@@ -50,20 +50,12 @@ class TrainOutputs:
 
 @dataclass(frozen=True)
 class TrainingJob:
-    """One GAN's training, whatever the dataset."""
+    """One GAN's training, whatever the dataset: its params, its data, and its MLflow run."""
 
     gan: object  # .model and .train: MNIST's Params, or a GAN section of another dataset
-    flat_params: dict  # what the run is: logged to MLflow, and a checkpoint must match it
-    tracking_params: dict  # where it is tracked: logged too
-    experiment: str
-    run_name: str
-    stage: str  # the DVC stage, for the lineage tags
-    pipeline: str  # the folder of its dvc.yaml ("" for the root)
-    dataset: tuple[str, str, str]  # MLflow dataset input: name, source, the DVC output it is in
+    run: RunDescription
     train_images: torch.Tensor
     valid_images: torch.Tensor | None  # for the monitor (None: no monitor)
-    image_shape: tuple[int, int, int]
-    display: str
     selector: Selector | None = None  # None: the last epoch's nets are the result
     pretrained: torch.nn.Module | None = None  # TFD's first-stage G
 
@@ -78,8 +70,7 @@ def run_training(
     scores best on validation data; returns the per-epoch rows."""
     device = resolve_device(params.train.device)
     valid_images = load_mnist("valid", data_root)[0]
-    job = TrainingJob(
-        gan=params,
+    run = RunDescription(
         flat_params={**params.flat("data", "model", "train", "select"), **_selection_params(params)},
         tracking_params=params.flat("tracking"),
         experiment=params.tracking.experiment,
@@ -87,12 +78,12 @@ def run_training(
         stage="train",
         pipeline="",
         dataset=("mnist", DATA_SOURCE, DATA_OUTPUT),
-        train_images=load_mnist("train", data_root)[0],
-        valid_images=valid_images,
         image_shape=(1, 28, 28),
         display="unit",
-        selector=Selector(params, valid_images, device),
+        run_record=out.run_record,
+        grid_every=params.train.grid_every,
     )
+    job = TrainingJob(params, run, load_mnist("train", data_root)[0], valid_images, Selector(params, valid_images, device))
     return train_gan(job, device, out, on_epoch_end)
 
 
@@ -115,8 +106,8 @@ def run_gan_training(
         flat["tfd.pretrained_md5"] = md5_of(first)  # a new first stage is a new run
     device = resolve_device(section.train.device)
     tracked = params.tfd if gan == "tfd.pretrain" else section
-    job = TrainingJob(
-        gan=section,
+    out = TrainOutputs.of_gan(gan)
+    run = RunDescription(
         flat_params=flat,
         tracking_params=tracked.flat_under(dataset if gan == "tfd.pretrain" else gan, "tracking"),
         experiment=tracked.tracking.experiment,
@@ -124,13 +115,16 @@ def run_gan_training(
         stage=paths.stage("train", gan),
         pipeline=paths.pipeline(gan),
         dataset=(data.dataset, data.source, f"data/{data.dataset}"),
-        train_images=data.images(params, "train", data_root),
-        valid_images=data.images(params, "valid", data_root),
         image_shape=data.image_shape,
         display=data.display,
+        run_record=out.run_record,
+        grid_every=section.train.grid_every,
+    )
+    job = TrainingJob(
+        section, run, data.images(params, "train", data_root), data.images(params, "valid", data_root),
         pretrained=pretrained,
     )
-    return train_gan(job, device, TrainOutputs.of_gan(gan), on_epoch_end)
+    return train_gan(job, device, out, on_epoch_end)
 
 
 def train_gan(
@@ -140,15 +134,10 @@ def train_gan(
     on_epoch_end: Callable[[Trainer], None] | None = None,
 ) -> list[dict[str, float]]:
     """Train job.gan to its train.epochs, resuming an interrupted run; returns the per-epoch rows."""
-    trainer = Trainer(job.gan, job.train_images, job.valid_images, device, job.image_shape, job.pretrained)
-    description = RunDescription(
-        flat_params=job.flat_params, tracking_params=job.tracking_params, experiment=job.experiment,
-        run_name=job.run_name, stage=job.stage, pipeline=job.pipeline, dataset=job.dataset,
-        image_shape=job.image_shape, display=job.display, run_record=out.run_record, grid_every=job.gan.train.grid_every,
-    )
+    trainer = Trainer(job.gan, job.train_images, job.valid_images, device, job.run.image_shape, job.pretrained)
     files = TrainFiles(out.checkpoint, out.generator, out.discriminator, out.summary, out.curve, out.selection)
     run = loop.train(
-        trainer, job.gan.train.epochs, files, MlflowTrainingLog(description), job.flat_params,
+        trainer, job.gan.train.epochs, files, MlflowTrainingLog(job.run), job.run.flat_params,
         selector=job.selector, on_epoch_end=on_epoch_end,
     )
     return run.history

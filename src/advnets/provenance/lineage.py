@@ -18,7 +18,7 @@ import mlflow
 import yaml
 
 from advnets.errors import AdvnetsError
-from advnets.provenance import publish, repository, tracking
+from advnets.provenance import layers, publish, repository, tracking
 
 
 @dataclass
@@ -256,13 +256,65 @@ def _published(root: Path, finder: RunFinder) -> tuple[list[dict[str, Any]], lis
         record = json.loads((path.parent / "lineage.json").read_text())
         md5 = repository.content_md5(root, name)
         in_store = bool(finder.recorded(publish.GENERATOR, md5))
+        exists = _commit_exists(root, record["git_commit"])
         entries.append({"path": name, "md5": md5, "run_id": record["run_id"], "in_store": in_store,
-                        "git_commit": record["git_commit"], "parzen": record["parzen"]})
+                        "git_commit": record["git_commit"], "parzen": record["parzen"],
+                        "code_changes": code_changes(root, record["git_commit"]) if exists else None})
         if md5 != record["generator_md5"]:
             problems.append(f"{name}: md5 {md5}, but its lineage.json records {record['generator_md5']}")
-        if not _commit_exists(root, record["git_commit"]):
+        if not exists:
             problems.append(f"{name}: made at commit {record['git_commit']}, which this repository does not have")
     return entries, problems
+
+
+def _train_deps(root: Path, commit: str, stage: str = "train") -> list[str]:
+    declared = yaml.safe_load(_git(root, "show", f"{commit}:dvc.yaml")) or {}
+    return list(declared.get("stages", {}).get(stage, {}).get("deps", []))
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout
+
+
+def code_changes(root: Path, commit: str, stage: str = "train") -> list[str]:
+    """How the code that trains (the train stage's code deps, folders expanded, neutral code left
+    out: advnets.provenance.layers) differs between `commit` and HEAD, file by file, as git sees it
+    (a moved file is followed): [] when HEAD trains with the same code."""
+    then = layers.code_files(root, _train_deps(root, commit, stage), commit)
+    now = {path: blob for path, blob in layers.code_files(root, _train_deps(root, "HEAD", stage)).items() if not layers.is_neutral(path)}
+    if not then and not now:
+        return []
+    # All the code, so that git follows a file that moved out of the stage's deps (to neutral code)
+    listing = _git(root, "diff", "-M", "--name-status", "-z", commit, "HEAD", "--", *layers.CODE).split("\0")
+    changes, entries = [], iter(filter(None, listing))
+    for status in entries:
+        if status[0] == "R":
+            old, new = next(entries), next(entries)
+            if new in now:
+                same = status[1:] == "100"
+                how = "" if same else _how_changed(root, f"{commit}:{old}", f"HEAD:{new}", f"{int(status[1:])}% alike")
+                changes.append(f"{new}: was {old}" + how)
+            elif old in then and not layers.is_neutral(new):
+                changes.append(f"{old}: moved to {new}, which the train stage no longer depends on")
+        else:
+            path = next(entries)
+            if status == "M" and (path in now or (path in then and not layers.is_neutral(path))):
+                changes.append(f"{path}:" + _how_changed(root, f"{commit}:{path}", f"HEAD:{path}").removeprefix(","))
+            elif status == "A" and path in now:
+                changes.append(f"{path}: new")
+            elif status == "D" and path in then and not layers.is_neutral(path):
+                changes.append(f"{path}: gone")
+    return changes
+
+
+def _how_changed(root: Path, before: str, after: str, alike: str = "") -> str:
+    """", changed (...)", saying "imports only" when every changed line is an import: a file moved
+    between layers runs the same code under its new module names."""
+    def code(blob: str) -> list[str]:
+        return [line for line in _git(root, "show", blob).splitlines() if not line.lstrip().startswith(("import ", "from "))]
+
+    notes = [note for note in (alike, "imports only" if code(before) == code(after) else "") if note]
+    return f", changed ({', '.join(notes)})" if notes else ", changed"
 
 
 def _commit_exists(root: Path, commit: str | None) -> bool:
@@ -296,6 +348,8 @@ def run_lineage(root: Path, run_id: str, uri: str | None = None) -> Lineage:
         if not files:
             mismatches.append(f"run {r.info.run_id}: recorded no file md5s (made before lineage tags?)")
         for path, md5 in sorted(files.items()):
+            if layers.is_neutral(path):  # recorded as what ran; editing it changes no result
+                continue
             disk = repository.content_md5(root, path, locked)
             where = f"run {r.info.run_id} ({r.data.tags.get('DVC_STAGE', '?')}) recorded {path} as {md5}"
             if disk != md5:
@@ -328,6 +382,12 @@ def format_text(lineage: Lineage) -> str:
             f"published {entry['path']}  md5 {entry['md5']}  run {entry['run_id']} at git {entry['git_commit']} "
             f"({store}), Parzen {entry['parzen'].get('test_ll_mean', float('nan')):.1f}"
         )
+        changes = entry["code_changes"]
+        if changes == []:
+            lines.append(f"  HEAD trains with the same code as {entry['git_commit'][:7]}")
+        elif changes:
+            lines.append(f"  HEAD's training code differs from {entry['git_commit'][:7]}'s in {len(changes)} files:")
+            lines += [f"    {change}" for change in changes]
     lines.append("")
     lines += [f"MISMATCH {m}" for m in lineage.mismatches] or ["OK: the files, dvc.lock and MLflow agree"]
     return "\n".join(lines)

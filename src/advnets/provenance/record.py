@@ -12,7 +12,6 @@ selection, the score, the generator as the `model` artifact, the lineage tags), 
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time
@@ -21,85 +20,12 @@ from typing import Any, NamedTuple
 
 from mlflow.entities import Metric
 
-from advnets.atomic import md5_of
-from advnets.errors import AdvnetsError
 from advnets.eval import selection
 from advnets.eval.scoring import score_generator
-from advnets.params import Params, ParamsError, validate
 from advnets.provenance import repository, tracking
+from advnets.provenance.runlog import SCORE_KEYS, TRAINED_BY, RecordError, check_files, load_record
 
-TRAINED_BY = "benchmarks/epoch_time.py"
-FIELDS = ("commit", "device", "torch", "params", "data_md5", "rows", "selected_epoch", "generator_md5")
 BATCH = 1000  # MLflow takes at most 1000 metrics per log_batch
-
-
-class RecordError(AdvnetsError):
-    """A record that cannot be logged as it stands: incomplete, or not matching its files."""
-
-
-SCORE_KEYS = ("valid_ll", "valid_ll_se", "sigma")  # what the selection gives a scored epoch (select.*)
-
-
-def load_record(path: Path, epochs: int | None = None) -> tuple[dict[str, Any], Params]:
-    """The record and its validated params, as the run of `epochs` epochs: by default the whole
-    run, or, if it was cut short, up to its last scored epoch. Nothing in the schedules depends on
-    train.epochs, so the first E epochs of a run are the run of E epochs, and its selection is the
-    same if the selected epoch is among them and E was scored (the selection scores the last epoch).
-    Refused if a field is missing, a row is malformed, or E cannot be such a cut."""
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RecordError(f"{path}: cannot read the record: {exc}") from None
-    missing = [field for field in FIELDS if field not in record]
-    if missing:
-        raise RecordError(
-            f"{path} has no {', '.join(missing)}: record a run of `{TRAINED_BY} --select --json FILE --save FILE`"
-        )
-    try:
-        params = validate(record["params"], source=str(path))
-    except ParamsError as exc:
-        raise RecordError(str(exc)) from None
-    rows = record["rows"]
-    for number, row in enumerate(rows, start=1):
-        scored = "select.valid_ll" in row
-        if row.get("epoch") != number or not all(isinstance(v, (int, float)) for v in row.values()) or (
-            scored and not all(f"select.{key}" in row for key in SCORE_KEYS)
-        ):
-            raise RecordError(f"{path}: row {number} is not epoch {number}'s figures as epoch_time.py writes them")
-    scored = [row["epoch"] for row in rows if "select.valid_ll" in row]
-    if record["selected_epoch"] not in scored:
-        raise RecordError(f"{path}: its selected epoch, {record['selected_epoch']}, is not one of its scored epochs")
-    if epochs is None:
-        if len(rows) == params.train.epochs:
-            return record, params
-        if record.get("finished") is False:  # records from before the flag are taken as ended
-            raise RecordError(
-                f"{path} was written while its run was under way (at epoch {len(rows)} of {params.train.epochs}): "
-                f"wait for the run to end, or, if it was killed, record its first E epochs with --epochs E"
-            )
-        record["planned_epochs"] = params.train.epochs  # ended early (SIGTERM): what it was started for
-        epochs = scored[-1]
-    if epochs not in scored or epochs < record["selected_epoch"]:
-        raise RecordError(
-            f"{path}: the run cannot be cut at epoch {epochs}: a cut must be a scored epoch from the selected "
-            f"one, {record['selected_epoch']}, to the last scored one, {scored[-1]}"
-        )
-    record["rows"] = rows[:epochs]
-    record["params"]["train"]["epochs"] = epochs
-    return record, validate(record["params"], source=f"{path}, cut at epoch {epochs}")
-
-
-def check_files(record: dict[str, Any], generator: Path, data_root: Path) -> None:
-    """The generator is the one the run selected, and the training and validation splits here are
-    the ones it trained and selected on (the test split is the Parzen protocol's, as for any run)."""
-    if md5_of(generator) != record["generator_md5"]:
-        raise RecordError(f"{generator} has md5 {md5_of(generator)}; the record's selected generator has {record['generator_md5']}")
-    for split, md5 in record["data_md5"].items():
-        here = data_root / "mnist" / f"{split}.pt"
-        if not here.is_file():
-            raise RecordError(f"no {here}: run `dvc repro download` first")
-        if md5_of(here) != md5:
-            raise RecordError(f"{here} has md5 {md5_of(here)}; the run trained on {md5}")
 
 
 class Recorded(NamedTuple):
