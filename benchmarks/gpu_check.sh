@@ -18,8 +18,8 @@ RUN_EPOCHS=${RUN_EPOCHS:-250}; RUN_SECONDS=${RUN_SECONDS:-300}
 export OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
 [ "${CHECKS:-1}" = 0 ] || {
   nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__, torch.version.cuda)"
-  timeout 150 python3 -m pytest -o addopts= -q -rs -p no:cacheprovider tests/test_cuda_graph.py tests/test_updates.py \
-    tests/test_trainer.py tests/test_schedule.py tests/test_discriminator_pass.py
+  timeout 150 python3 -m pytest -o addopts= -q -rs -p no:cacheprovider tests/gpu tests/unit/test_updates.py \
+    tests/unit/test_trainer.py tests/unit/test_schedule.py tests/unit/test_discriminator_pass.py tests/unit/test_loop.py
   timeout 150 python3 benchmarks/train_throughput.py --device cuda --steps 2000
   timeout 150 python3 benchmarks/parzen_speed.py --device cuda --official-batches 1
   timeout 150 python3 benchmarks/dataset_steps.py --device cuda --steps 20

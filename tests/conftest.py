@@ -14,16 +14,35 @@ import yaml
 from filelock import FileLock
 
 from advnets.atomic import staged_dir
-from advnets.data.mnist import (
-    CONTENT_MD5,
-    MIRROR_ENV,
-    download,
-    from_mirror,
-    prepare_mnist,
-)
+from advnets.data.mnist import CONTENT_MD5, MIRROR_ENV, download, from_mirror, prepare_mnist
 from advnets.params import read_yaml, validate
 
 REPO = Path(__file__).resolve().parents[1]
+# The tiers, one folder each (README, "Tests"): `python -m pytest` runs the unit tier alone.
+TIERS = {
+    "unit": "no network, MLflow store, subprocess or real MNIST: synthetic tensors, a few steps",
+    "integration": "an MLflow store, real MNIST, git or a subprocess",
+    "pipeline": "dvc repro and dvc exp in a fresh repository",
+    "gpu": "needs a CUDA device (skipped without one)",
+}
+
+
+def pytest_configure(config):
+    for tier, what in TIERS.items():
+        config.addinivalue_line("markers", f"{tier}: {what}")
+    # `python -m pytest` with no paths and no -m: the unit tier (named paths run as they are)
+    if config.args_source == pytest.Config.ArgsSource.TESTPATHS and not config.option.markexpr:
+        config.option.markexpr = "unit"
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by these markers
+def pytest_collection_modifyitems(config, items):
+    """Each test is of its folder's tier; a test outside the tier folders is refused."""
+    for item in items:
+        tier = item.path.parent.name
+        if tier not in TIERS or item.path.parent.parent != REPO / "tests":
+            raise pytest.UsageError(f"{item.nodeid}: a test belongs in one of tests/{{{','.join(TIERS)}}}/")
+        item.add_marker(getattr(pytest.mark, tier))
 GIT_USER = ("-c", "user.name=advnets tests", "-c", "user.email=tests@advnets.invalid")  # for commits in tests
 
 
@@ -223,3 +242,24 @@ for name, module in sorted(sys.modules.items()):
     if ours(module):
         print(module.__file__)
 """
+
+
+@pytest.fixture
+def clone(tmp_path, monkeypatch):
+    """A checkout as git gives it: params.yaml and the committed summaries, no MLflow store."""
+    (tmp_path / "metrics").mkdir()
+    for name in ("params.yaml", "metrics/seeds.json", "metrics/variants.json"):
+        shutil.copy(REPO / name, tmp_path / name)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return tmp_path
+
+
+def dvc_stages() -> list[tuple[str, str, dict]]:
+    """(dvc.yaml, stage, its entry) for every stage of every pipeline (a foreach stage's body)."""
+    import yaml
+
+    found = []
+    for dvc_yaml in [REPO / "dvc.yaml", *sorted((REPO / "pipelines").glob("*/dvc.yaml"))]:
+        for name, stage in yaml.safe_load(dvc_yaml.read_text())["stages"].items():
+            found.append((str(dvc_yaml.relative_to(REPO)), name, stage.get("do", stage)))
+    return found

@@ -4,6 +4,7 @@ import http.server
 import shutil
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -93,13 +94,26 @@ def test_damaged_gzip_is_refused_naming_the_file(tmp_path, mnist_mirror, damage)
     _assert_nothing_left(out)
 
 
-def test_failure_keeps_a_previous_good_output(tmp_path, mnist_mirror):
+def test_failure_keeps_a_previous_good_output(tmp_path, mnist_mirror, monkeypatch):
+    """A failure after some splits are written (the disk fills on the last) leaves the previous
+    output as it was, with none of the new files, and no scratch folder beside it."""
     out = tmp_path / "mnist"
     out.mkdir()
     (out / "train.pt").write_text("previous")
-    with pytest.raises(data.MirrorError):
-        prepare_mnist(out, tmp_path / "no-such-mirror-files", 50_000, 10_000)
-    assert (out / "train.pt").read_text() == "previous"
+    save, written = torch.save, []
+
+    def disk_full_on_the_test_split(obj, path, *args, **kwargs):
+        if Path(path).name == "test.pt":
+            raise OSError(28, "No space left on device")
+        save(obj, path, *args, **kwargs)
+        written.append(Path(path).name)
+
+    monkeypatch.setattr(torch, "save", disk_full_on_the_test_split)
+    with pytest.raises(OSError, match="No space left"):
+        prepare_mnist(out, mnist_mirror, 50_000, 10_000)
+    assert written == ["train.pt", "valid.pt"]  # the failure came after real output was written
+    assert [f.name for f in out.iterdir()] == ["train.pt"] and (out / "train.pt").read_text() == "previous"
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["mnist"]
 
 
 def test_environment_mirror_wins_over_params(monkeypatch, tmp_path, mnist_mirror):

@@ -15,20 +15,9 @@ from advnets.provenance import repository
 from advnets.provenance.lineage import format_text, run_lineage
 from advnets.provenance.publish import run_lineage_record
 from conftest import TINY, override
+from fakes import Interrupt, interrupt_after
 
 OUT = TrainOutputs()
-
-
-class Interrupt(Exception):
-    pass
-
-
-def interrupt_after(epoch):
-    def hook(trainer):
-        if trainer.epoch == epoch:
-            raise Interrupt
-
-    return hook
 
 
 def weights(path):

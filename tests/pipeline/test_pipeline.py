@@ -69,6 +69,11 @@ def test_full_pipeline_with_a_tiny_config(pipeline, empty_mlflow_store):
     assert "Running stage 'parzen'" in rerun and "Running stage 'train'" not in rerun
     pipeline.set_params(data={"mirror": "/elsewhere"})  # read, but changes no output
     assert "Running stage" not in pipeline.repro()
+    pipeline.set_params(train={"seed": 1})  # each stage lists only the params it reads
+    status = json.loads(pipeline.run("dvc", "status", "--json").stdout)
+    stale = {stage: changes for stage, changes in status.items() if ":" not in stage}  # the root's stages
+    assert set(stale) == {"train", "report"}  # not toy: its model and seed are its own
+    assert {"changed deps": {"params.yaml": {"train": "modified"}}} in stale["train"]  # it lists the section
 
 
 def test_the_report_reruns_on_the_committed_metrics_without_a_model(pipeline):

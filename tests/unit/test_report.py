@@ -1,6 +1,7 @@
 import pytest
 
 from advnets.params import validate
+from advnets.report.extrapolation import foresight_error, rise_to_schedule_end
 from advnets.report.results import results_markdown
 
 TRAIN = {
@@ -152,12 +153,22 @@ def test_runs_of_different_lengths_say_where_each_ended(raw_params):
     [
         ("86.5% of the sum: too far to carry", _long_run(0, 975, 214.0, lambda share: 100 + 80 * share, last=1000)),
         ("selected before the fitted half", _long_run(0, 900, 221.0, lambda share: 100 + 80 * share)),
-        ("too few scored epochs for a parabola", _long_run(0, 2000, 221.0, lambda share: 100 + 80 * share, every=500)),
+        ("too few scored epochs for a parabola", _long_run(0, 2000, 221.0, lambda share: 100 + 80 * share, every=250)),
     ],
 )
 def test_runs_the_fits_cannot_carry_get_no_estimate(raw_params, why, seed):
     text = results_markdown(validate(raw_params), TRAIN, PARZEN, TOY, SEEDS, _long_variant(seed))
     assert "**221.5**" in text and "Where it heads" not in text, why
+
+
+def test_a_run_scored_every_250_epochs_has_enough_for_a_line_but_not_for_a_parabola():
+    """The last case above: both straight-line fits go through, and the parabola is what refuses."""
+    curve = _long_run(0, 2000, 221.0, lambda share: 100 + 80 * share, every=250)["valid_curve"]
+    assert rise_to_schedule_end(curve, _paper_spent, 2000, degree=1) > 0
+    assert foresight_error(curve, _paper_spent, degree=1) == pytest.approx(0, abs=1e-6)
+    assert rise_to_schedule_end(curve, _paper_spent, 2000, degree=2) > 0  # 5 points in the second half
+    with pytest.raises(ValueError, match="degree-2 fit needs 4 scored epochs between 500 and 1000, got 3"):
+        foresight_error(curve, _paper_spent, degree=2)
 
 
 def test_the_best_figure_of_several_seeds_is_their_mean(raw_params):

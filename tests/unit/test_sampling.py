@@ -1,12 +1,7 @@
 import torch
 
 from advnets.gan.build import build_nets
-from advnets.gan.sampling import (
-    draw_samples,
-    load_generator,
-    load_samples,
-    save_samples,
-)
+from advnets.gan.sampling import draw_samples, load_generator, load_samples, save_samples
 
 
 def test_samples_are_deterministic_for_a_seed(tiny_params):

@@ -1,13 +1,7 @@
 import pytest
 import torch
 
-from advnets.gan.schedule import (
-    ClassicalMomentumSGD,
-    OptimizerStateError,
-    learning_rate,
-    learning_rate_spent,
-    momentum,
-)
+from advnets.gan.schedule import ClassicalMomentumSGD, OptimizerStateError, learning_rate, learning_rate_spent, momentum
 from advnets.params import ParamsError, validate
 from conftest import override
 

@@ -2,26 +2,11 @@
 
 import numpy as np
 import pytest
-import scipy.io
 import torch
 
 from advnets.data import tfd
 from advnets.data.mnist import MissingDataError
-
-N = 20
-
-
-def write_mat(path, **changes):
-    """images: image i has every pixel equal to i; folds: fold f gives image i the role (i + f) % 4."""
-    fields = {
-        "images": np.repeat(np.arange(N, dtype=np.uint8)[:, None, None], 48, axis=1).repeat(48, axis=2),
-        "folds": np.array([[(i + f) % 4 for f in range(5)] for i in range(N)], dtype=np.uint8),
-        "labs_ex": np.full((N, 1), -1, dtype=np.int16),
-        "labs_id": np.zeros((N, 1), dtype=np.int32),
-    }
-    fields.update(changes)
-    scipy.io.savemat(path, {k: v for k, v in fields.items() if v is not None})
-    return path
+from fakes import N, write_mat
 
 
 def test_roles_follow_each_folds_column_and_pixels_scale_to_unit_interval(tmp_path):

@@ -5,14 +5,9 @@ import torch
 
 from advnets.gan.discriminator_pass import draw_masks
 from advnets.gan.nets import sample_noise
-from advnets.gan.updates import (
-    Nets,
-    discriminator_step,
-    g_loss,
-    generator_step,
-    simultaneous_step,
-)
-from conftest import masked_logits
+from advnets.gan.updates import Nets, discriminator_step, g_loss, generator_step, simultaneous_step
+from advnets.params import validate
+from conftest import TINY, masked_logits, override
 
 
 def make_nets(params) -> Nets:
@@ -46,20 +41,34 @@ def test_simultaneous_step_matches_gradients_by_hand(tiny_params):
             assert torch.allclose(updated, before - lr * grad, atol=1e-6, rtol=1e-4)
 
 
-def test_alternating_with_k_2_makes_two_d_updates_per_g_update(tiny_params):
-    nets = make_nets(tiny_params)
-    g_before = [p.detach().clone() for p in nets.generator.parameters()]
-    for batch in range(4):
-        d_before = [p.detach().clone() for p in nets.discriminator.parameters()]
-        discriminator_step(nets, torch.rand(25, 784), completed_epochs=0)
-        assert all(torch.equal(a, b) for a, b in zip(g_before, nets.generator.parameters()))
-        assert not all(torch.equal(a, b) for a, b in zip(d_before, nets.discriminator.parameters()))
-        if (batch + 1) % 2 == 0:
-            d_before = [p.detach().clone() for p in nets.discriminator.parameters()]
-            generator_step(nets, 25, torch.device("cpu"), completed_epochs=0)
-            assert all(torch.equal(a, b) for a, b in zip(d_before, nets.discriminator.parameters()))
-            g_before = [p.detach().clone() for p in nets.generator.parameters()]
-    assert (nets.opt_d.steps_done, nets.opt_g.steps_done) == (4, 2)
+def test_alternating_with_k_2_makes_two_d_updates_per_g_update(raw_params, monkeypatch):
+    """The trainer's epoch under train.k = 2: D, D, G, D, D, G; each step moves only its own net."""
+    from advnets.gan import trainer as trainer_module
+
+    params = validate(override(raw_params, {**TINY, "train": {**TINY["train"], "update": "alternating", "k": 2}}))
+    images = torch.rand(200, 784, generator=torch.Generator().manual_seed(0))
+    trainer = trainer_module.Trainer(params, images, images[:50], torch.device("cpu"))
+    calls = []
+
+    def only(step, name, moves, keeps):
+        def wrapped(nets, *args, **kwargs):
+            kept = [p.detach().clone() for p in keeps(nets).parameters()]
+            moved = [p.detach().clone() for p in moves(nets).parameters()]
+            result = step(nets, *args, **kwargs)
+            assert all(torch.equal(a, b) for a, b in zip(kept, keeps(nets).parameters())), f"{name} moved the other net"
+            assert not all(torch.equal(a, b) for a, b in zip(moved, moves(nets).parameters())), f"{name} did not step"
+            calls.append(name)
+            return result
+
+        return wrapped
+
+    monkeypatch.setattr(trainer_module, "discriminator_step",
+                        only(discriminator_step, "D", lambda nets: nets.discriminator, lambda nets: nets.generator))
+    monkeypatch.setattr(trainer_module, "generator_step",
+                        only(generator_step, "G", lambda nets: nets.generator, lambda nets: nets.discriminator))
+    trainer.train_epoch()
+    assert calls == ["D", "D", "G", "D", "D", "G"]
+    assert (trainer.nets.opt_d.steps_done, trainer.nets.opt_g.steps_done) == (4, 2)
 
 
 def test_alternating_steps_descend_their_own_loss_at_the_scheduled_rate(tiny_params):

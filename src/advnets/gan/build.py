@@ -6,12 +6,7 @@ from __future__ import annotations
 from torch import nn
 
 from advnets.gan.conv_nets import ConvDiscriminator, DeconvGenerator
-from advnets.gan.nets import (
-    Discriminator,
-    Generator,
-    StackedGenerator,
-    set_hidden_biases,
-)
+from advnets.gan.nets import Discriminator, Generator, StackedGenerator, set_hidden_biases
 from advnets.params import DatasetModelParams, ModelParams
 
 

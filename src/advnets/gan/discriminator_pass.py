@@ -6,7 +6,7 @@ Autograd can only get these as two backward passes through D. Here D's forward r
 and fakes together (one GEMM per layer instead of two), and the backward carries both losses'
 gradients in one stacked batch: rows [data, fakes] for the D loss, then [fakes] again for the G
 loss, which shares the fakes' dropout masks and maxout choices. The maths is autograd's
-(tests/test_discriminator_pass.py checks it against autograd); the work is what the step must do.
+(tests/unit/test_discriminator_pass.py checks it against autograd); the work is what the step must do.
 
 Maxout's gradient goes to every piece equal to the unit's maximum, as Theano's max did; ties have
 probability zero with real-valued inputs.

@@ -17,19 +17,9 @@ from tqdm import tqdm
 
 from advnets.errors import AdvnetsError
 from advnets.gan.cuda_graph import GraphedSimultaneousStep
-from advnets.gan.nets import (
-    Discriminator,
-    Generator,
-    output_bias_from_data,
-    sample_noise,
-)
+from advnets.gan.nets import Discriminator, Generator, output_bias_from_data, sample_noise
 from advnets.gan.schedule import learning_rate, momentum
-from advnets.gan.updates import (
-    Nets,
-    discriminator_step,
-    generator_step,
-    simultaneous_step,
-)
+from advnets.gan.updates import Nets, discriminator_step, generator_step, simultaneous_step
 from advnets.params import TrainParams
 from advnets.parzen import log_likelihood
 

@@ -11,12 +11,7 @@ import torch
 
 from advnets.atomic import write_text
 from advnets.data.registry import GANS
-from advnets.gan.sampling import (
-    draw_samples,
-    load_generator,
-    load_samples,
-    save_samples,
-)
+from advnets.gan.sampling import draw_samples, load_generator, load_samples, save_samples
 from advnets.params import Params, changes_results
 from advnets.pipeline import paths
 from advnets.pipeline.paths import slug

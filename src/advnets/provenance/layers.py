@@ -2,7 +2,8 @@
 folders that determine its outputs (src/advnets/gan, eval, data, report) or single modules
 (src/advnets/parzen.py, the stage's body under src/advnets/pipeline/), and its data. Code that
 cannot change a result is neutral: no stage depends on it, so editing it makes nothing stale. This
-is the one place that says which code that is; tests/test_layers.py holds every stage to it.
+is the one place that says which code that is; tests/integration/test_stage_deps.py holds every
+stage to it.
 """
 
 from __future__ import annotations

@@ -9,11 +9,7 @@ from typing import Any
 from advnets.gan.collapse import D_WON_BELOW, d_has_won
 from advnets.gan.schedule import learning_rate_spent
 from advnets.params import Params
-from advnets.report.extrapolation import (
-    TAIL_EPOCHS,
-    foresight_error,
-    rise_to_schedule_end,
-)
+from advnets.report.extrapolation import TAIL_EPOCHS, foresight_error, rise_to_schedule_end
 
 # Runs of different lengths (an ablation cut short, a long run) compare at equal epochs: the
 # validation score at these epochs, where a run scored them (`advnets variants`).
