@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from advnets.provenance import layers
 from advnets.toy import params_read
 from conftest import REPO, dvc_stages
 
@@ -140,3 +141,13 @@ def test_a_run_records_every_module_it_loaded_file_by_file_and_no_folder_hash():
     assert tags["dvc.md5.src/advnets/provenance/tracking.py"] == md5_of(SRC / "provenance" / "tracking.py")  # what ran
     assert tags["dvc.md5.stages/train.py"] == md5_of(REPO / "stages" / "train.py")  # a file dependency
     assert not any(key in tags for key in ("dvc.md5.src/advnets/gan", "dvc.md5.src/advnets/eval"))
+
+
+@pytest.mark.parametrize(
+    ("path", "neutral"),
+    [("src/advnets/provenance", True), ("src/advnets/provenance/", True), ("src/advnets/provenance/lineage.py", True),
+     ("src/advnets/params.py", True), ("src/advnets/gan", False), ("src/advnets/provenance_extra.py", False),
+     ("src/advnets/params.py.orig", False)],
+)
+def test_neutral_code_is_named_by_file_or_folder(path, neutral):
+    assert layers.is_neutral(path) is neutral

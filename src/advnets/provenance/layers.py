@@ -29,7 +29,9 @@ CODE = ("src/", "stages/")  # a dependency under these is code; any other is dat
 
 
 def is_neutral(path: str) -> bool:
-    return any(path == entry or (entry.endswith("/") and path.startswith(entry)) for entry in NEUTRAL)
+    """Whether a file, or a folder (with or without its trailing /), is neutral code."""
+    path = path.rstrip("/")
+    return any(path == entry.rstrip("/") or (entry.endswith("/") and path.startswith(entry)) for entry in NEUTRAL)
 
 
 def is_code(path: str) -> bool:
