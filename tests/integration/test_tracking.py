@@ -12,16 +12,30 @@ from advnets.provenance import repository, tracking
 from conftest import REPO
 
 
-def test_a_queued_experiments_copy_logs_to_the_repository_around_it(tmp_path, monkeypatch):
-    copy = tmp_path / "repo" / ".dvc" / "tmp" / "exps" / "tmpab12cd"
-    copy.mkdir(parents=True)
-    monkeypatch.setenv("DVC_ROOT", str(copy))
+def test_a_queued_experiments_copy_records_itself_and_logs_to_the_repository_around_it(tmp_path, monkeypatch):
+    """DVC runs a queued experiment's stages in a copy, <repo>/.dvc/tmp/exps/<tmp>/, with $DVC_ROOT
+    set to <repo> (dvc/repo/experiments/queue/base.py): the copy's files are the run's lineage,
+    the repository's store its home."""
+    repo = tmp_path / "repo"
+    copy = repo / ".dvc" / "tmp" / "exps" / "tmpab12cd"
+    (copy / ".dvc").mkdir(parents=True)
+    (copy / "stages").mkdir()
+    monkeypatch.chdir(copy)  # where DVC runs the stage (its wdir)
+    monkeypatch.setenv("DVC_ROOT", str(repo))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert tracking.workspace() == copy
-    assert tracking.repo_root() == tmp_path / "repo"
-    assert tracking.tracking_uri(tracking.repo_root()) == f"sqlite:///{tmp_path / 'repo' / 'mlflow.db'}"
-    monkeypatch.setenv("DVC_ROOT", str(tmp_path / "repo"))
-    assert tracking.repo_root() == tracking.workspace() == tmp_path / "repo"
+    assert tracking.repo_root() == repo
+    assert tracking.tracking_uri(tracking.repo_root()) == f"sqlite:///{repo / 'mlflow.db'}"
+    monkeypatch.chdir(copy / "stages")  # a stage whose wdir is a subfolder
+    assert tracking.workspace() == copy
+
+    monkeypatch.chdir(repo)  # `dvc repro` in the repository itself
+    assert tracking.repo_root() == tracking.workspace() == repo
+    monkeypatch.delenv("DVC_ROOT")
+    plain = tmp_path / "elsewhere"
+    plain.mkdir()
+    monkeypatch.chdir(plain)  # outside any DVC repository: the working directory
+    assert tracking.repo_root() == tracking.workspace() == plain
 
 
 def test_file_tags_are_the_md5_of_each_declared_file_that_exists(tmp_path):

@@ -14,8 +14,10 @@ from pathlib import Path
 import mlflow
 import pytest
 import torch
+import yaml
 from PIL import Image
 
+from advnets.atomic import md5_of
 from advnets.gan.nets import Generator
 from conftest import GIT_USER, TINY_PIPELINE, PipelineCopy
 
@@ -55,6 +57,8 @@ def test_lineage_of_a_fresh_run_agrees_everywhere(repo):
     result = lineage(repo)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK: the files, dvc.lock and MLflow agree" in result.stdout
+    verdict = result.stdout.splitlines()[0]
+    assert verdict.startswith("PASS: ") and " MLflow runs checked, " in verdict, verdict
 
     report = json.loads(lineage(repo, "--json").stdout)
     assert report["ok"] and report["git"]["git.dirty"] == "false"  # DVC's own writes are not "dirty"
@@ -71,13 +75,18 @@ def test_lineage_of_a_fresh_run_agrees_everywhere(repo):
 
 
 def test_lineage_against_a_store_that_does_not_exist_says_so_once_and_creates_none(repo, tmp_path):
+    """A fresh clone has no store: the files and dvc.lock are still checked, and the verdict says
+    that the runs were not."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"  # e.g. a fresh clone's: mlflow.db is not in git
     result = lineage(repo, "--tracking-uri", uri)
-    assert result.returncode == 1
-    mismatches = [line for line in result.stdout.splitlines() if line.startswith("MISMATCH")]
-    assert mismatches == [f"MISMATCH no output is traced to a run: the MLflow store at {uri} (from --tracking-uri) "
-                          "does not exist: a fresh clone has none (mlflow.db is not in git); name the store that "
-                          "holds the runs with --tracking-uri or MLFLOW_TRACKING_URI, or make them with `dvc repro`"]
+    assert result.returncode == 0, result.stdout
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("PASS: ") and "MLflow run" not in lines[0] and lines[1] == "Not checked here:"
+    why = (f"the MLflow store at {uri} (from --tracking-uri) does not exist: a fresh clone has none (mlflow.db is "
+           "not in git); name the store that holds the runs with --tracking-uri or MLFLOW_TRACKING_URI, or make them "
+           "with `dvc repro`")
+    assert lines[2] == f"  MLflow runs: {why}" and result.stdout.count(why) == 1
+    assert not [line for line in lines if line.startswith("MISMATCH")]
     from_run = lineage(repo, "--run", training_run_id(repo), "--tracking-uri", uri)
     assert from_run.returncode == 1 and f"the MLflow store at {uri} (from --tracking-uri) does not exist" in from_run.stdout
     assert not (tmp_path / "mlflow.db").exists()
@@ -85,21 +94,32 @@ def test_lineage_against_a_store_that_does_not_exist_says_so_once_and_creates_no
 
 def test_lineage_against_a_store_without_runs_says_so_once(repo, tmp_path, empty_mlflow_store):
     shutil.copy(empty_mlflow_store, tmp_path / "mlflow.db")
-    result = lineage(repo, "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    mismatches = [line for line in result.stdout.splitlines() if line.startswith("MISMATCH")]
-    assert result.returncode == 1 and len(mismatches) == 1 and mismatches[0].endswith(
-        "holds no runs: name the store that holds them with --tracking-uri or MLFLOW_TRACKING_URI")
+    result = lineage(repo, "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--json")
+    assert result.returncode == 0
+    (note,) = json.loads(result.stdout)["verdict"]["not_checked"]
+    assert note.endswith("holds no runs: name the store that holds them with --tracking-uri or MLFLOW_TRACKING_URI")
 
 
 def test_lineage_names_a_hand_edited_metrics_file(repo):
+    locked = next(out["md5"] for out in repo.lock()["stages"]["parzen"]["outs"] if out["path"] == "metrics/parzen.json")
     with restored(repo, "metrics/parzen.json") as path:
         metrics = json.loads(path.read_text())
         metrics["test_ll_mean"] += 100
         path.write_text(json.dumps(metrics, indent=2) + "\n")
         result = lineage(repo)
+        report = json.loads(lineage(repo, "--json").stdout)
+        edited = md5_of(path)
     assert result.returncode == 1
     mismatches = [line for line in result.stdout.splitlines() if line.startswith("MISMATCH")]
     assert mismatches and all("metrics/parzen.json" in line for line in mismatches), result.stdout
+    # the verdict first, by cause; --json gives each mismatch as a record
+    first = result.stdout.splitlines()[0]
+    assert first.startswith("FAIL: ") and f"{len(mismatches)} mismatch" in first
+    assert "  output differs from the lock (1): metrics/parzen.json" in result.stdout.splitlines()[1:4]
+    assert report["verdict"]["by_cause"]["output differs from the lock"] == ["metrics/parzen.json"]
+    assert {"path": "metrics/parzen.json", "cause": "output differs from the lock", "expected": locked,
+            "found": edited} in [{k: m[k] for k in ("path", "cause", "expected", "found")} for m in report["mismatches"]]
+    assert report["verdict"]["files_matching"] == report["verdict"]["files_checked"] - 1
     assert lineage(repo).returncode == 0
 
 
@@ -119,7 +139,8 @@ def test_lineage_names_a_replaced_generator_from_the_workspace_and_from_the_run(
     assert result.returncode == 1
     assert "MISMATCH models/generator.pt: modified since stage train wrote it" in result.stdout
     assert from_run.returncode == 1
-    assert any(m.startswith("models/generator.pt: run ") for m in json.loads(from_run.stdout)["mismatches"])
+    assert any(m["message"].startswith("models/generator.pt: run ") and m["cause"] == "run tags disagree with files"
+               for m in json.loads(from_run.stdout)["mismatches"])
 
 
 def test_lineage_from_a_run_follows_the_models_stage_runs(repo):
@@ -161,9 +182,25 @@ def test_published_weights_score_as_the_pipeline_did_and_lineage_covers_them(rep
     assert "MISMATCH results/mnist/seed-0/generator.pt: md5" in result.stdout
 
 
-def test_queued_experiments_log_to_the_repositorys_store_and_seeds_summarise_them(repo):
+def experiment_lock(repo, name: str) -> dict:
+    """The dvc.lock an experiment committed, read from its git ref (refs/exps/.../<name>)."""
+    refs = repo.run("git", "for-each-ref", "--format=%(refname)", "refs/exps").stdout.split()
+    (ref,) = [ref for ref in refs if ref.rsplit("/", 1)[-1] == name]
+    return yaml.safe_load(repo.run("git", "show", f"{ref}:dvc.lock").stdout)
+
+
+def locked_md5(lock: dict, stage: str, path: str) -> str:
+    (md5,) = [out["md5"] for out in lock["stages"][stage]["outs"] if out["path"] == path]
+    return md5
+
+
+def test_queued_experiments_record_their_own_lineage_and_seeds_summarise_them(repo):
+    """Queued experiments run in temporary copies while DVC sets $DVC_ROOT to the repository that
+    queued them: each run must record its own copy's files (generator md5 tag = logged artifact =
+    that experiment's dvc.lock), publish, join the seed summary with its own md5, and, applied,
+    pass lineage with no mismatch."""
     for seed in (1, 2):
-        repo.run("dvc", "exp", "run", "--queue", "-S", f"train.seed={seed}", "parzen")  # up to the score
+        repo.run("dvc", "exp", "run", "--queue", "-S", f"train.seed={seed}")
     # The workers outlive `dvc queue start` and inherit its output; a file, not a pipe, so that a
     # worker slow to exit (dvc-task's idle monitor can leave one sleeping) cannot hold the test.
     with open(repo.root.parent / "queue-start.log", "w") as log:
@@ -182,11 +219,25 @@ def test_queued_experiments_log_to_the_repositorys_store_and_seeds_summarise_the
     (experiment,) = [e for e in client.search_experiments() if e.name == "advnets-mnist"]
     queued = client.search_runs([experiment.experiment_id], "tags.DVC_STAGE = 'train' and tags.DVC_EXP_NAME != ''")
     assert sorted(run.data.params["train.seed"] for run in queued) == ["1", "2"]
+    generator = "models/generator.pt"
+    md5s = {}
     for run in queued:
         assert "parzen.test_ll_mean" in run.data.metrics
         artifacts = run.info.artifact_uri.removeprefix("file://")
         assert artifacts.startswith(str(repo.root / "mlartifacts"))  # not in the deleted copy
         assert (Path(artifacts) / "model" / "generator.pt").is_file()
+        lock = experiment_lock(repo, run.data.tags["DVC_EXP_NAME"])
+        tag = run.data.tags[f"dvc.md5.{generator}"]
+        assert tag == md5_of(Path(artifacts) / "model" / "generator.pt") == locked_md5(lock, "train", generator)
+        assert run.data.tags["dvc.md5.data/mnist"] == locked_md5(lock, "download", "data/mnist")
+        md5s[run.data.params["train.seed"]] = tag
+    assert len(set(md5s.values())) == 2  # two seeds, two generators
+
+    for run in queued:  # each publishes: its artifact is the file its tags name
+        repo.run("advnets", "publish", "--run", run.info.run_id)
+        seed = run.data.params["train.seed"]
+        published = json.loads((repo.root / "results" / "mnist" / f"seed-{seed}" / "lineage.json").read_text())
+        assert published["generator_md5"] == md5s[seed] and published["run_id"] == run.info.run_id
 
     repo.run("advnets", "seeds")
     summary = json.loads((repo.root / "metrics" / "seeds.json").read_text())
@@ -196,6 +247,7 @@ def test_queued_experiments_log_to_the_repositorys_store_and_seeds_summarise_the
     assert summary["test_ll_sd"] == pytest.approx(statistics.stdev(scores))
     assert summary["seeds"][0]["run_id"] == training_run_id(repo)
     assert {row["dvc_experiment"] for row in summary["seeds"][1:]} == {run.data.tags["DVC_EXP_NAME"] for run in queued}
+    assert {str(row["seed"]): row["generator_md5"] for row in summary["seeds"][1:]} == md5s
 
     repo.run("advnets", "variants")  # all three seeds are of params.yaml's configuration
     table = json.loads((repo.root / "metrics" / "variants.json").read_text())
@@ -207,6 +259,15 @@ def test_queued_experiments_log_to_the_repositorys_store_and_seeds_summarise_the
         epochs = [epoch for epoch, _ in row["valid_curve"]]
         assert epochs == sorted(epochs) and row["selected_epoch"] in epochs
     assert Image.open(repo.root / "figures" / "variants.png").size == (1100, 660)
+
+    for run in queued:  # applied, each experiment's results are its run's, file for file
+        name = run.data.tags["DVC_EXP_NAME"]
+        repo.run("dvc", "exp", "apply", name)
+        result = lineage(repo)
+        assert result.returncode == 0 and "MISMATCH" not in result.stdout, f"{name}:\n{result.stdout}"
+        assert (repo.root / generator).read_bytes() == (repo.root / "results" / "mnist" / f"seed-{run.data.params['train.seed']}" / "generator.pt").read_bytes()
+    repo.run("git", "checkout", "--", ".")  # back to the committed run for the tests after this one
+    repo.run("dvc", "checkout", "--force")
 
 
 def free_port() -> int:

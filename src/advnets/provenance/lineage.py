@@ -27,6 +27,34 @@ class FileRecord:
     md5: str | None  # on disk (a folder: as dvc.lock records it)
     locked_md5: str | None
     runs: list[dict[str, str]] = field(default_factory=list)  # the runs that recorded this content
+    locked_at: str | None = None  # the first commit whose dvc.lock records this content
+    published_in: list[str] = field(default_factory=list)  # lineage.json files that record the same content
+
+
+# Why a check failed, in the order the verdict lists them.
+CODE_CHANGED = "code changed since the lock"
+PARAMS_CHANGED = "params changed since the lock"
+OUTPUT_DIFFERS = "output differs from the lock"
+INPUT_DIFFERS = "input differs from the lock"
+STAGE_CHANGED = "stage changed since the lock"
+NOT_RUN = "stage has not run"
+TAGS_DISAGREE = "run tags disagree with files"
+PUBLISHED_DIFFERS = "published file differs from its lineage.json"
+UNKNOWN_COMMIT = "unknown commit"
+NO_RUNS = "no MLflow run to check against"
+CAUSES = (CODE_CHANGED, PARAMS_CHANGED, OUTPUT_DIFFERS, INPUT_DIFFERS, STAGE_CHANGED, NOT_RUN, TAGS_DISAGREE,
+          PUBLISHED_DIFFERS, UNKNOWN_COMMIT, NO_RUNS)
+
+
+@dataclass
+class Mismatch:
+    """One failed check: the file, stage or run it is about, what the record expects and what was found."""
+
+    cause: str  # one of CAUSES
+    path: str
+    expected: str | None
+    found: str | None
+    message: str  # the whole story in one line
 
 
 @dataclass
@@ -44,14 +72,34 @@ class Lineage:
     stages: list[StageRecord]
     runs: list[dict[str, Any]]  # with --run: the runs followed
     published: list[dict[str, Any]]  # results/mnist/seed-N/generator.pt and their recorded lineage
-    mismatches: list[str]
+    mismatches: list[Mismatch]
+    not_checked: list[str] = field(default_factory=list)  # what could not be checked here, and why
 
     @property
     def ok(self) -> bool:
         return not self.mismatches
 
+    def verdict(self) -> dict[str, Any]:
+        """How many files and runs were checked, how many match, and the mismatches by cause."""
+        bad = {m.path for m in self.mismatches}
+        files = [out.path for stage in self.stages for out in stage.outputs if out.md5]
+        files += [entry["path"] for entry in self.published]
+        files += sorted({path for run in self.runs for path in run.get("files", {})} - set(files))
+        runs = {run["run_id"] for stage in self.stages for out in stage.outputs for run in out.runs}
+        runs |= {run["run_id"] for run in self.runs}
+        by_cause = {cause: sorted({m.path for m in self.mismatches if m.cause == cause}) for cause in CAUSES}
+        return {
+            "ok": self.ok,
+            "files_checked": len(files),
+            "files_matching": sum(path not in bad for path in files),
+            "runs_checked": len(runs),
+            "mismatches": len(self.mismatches),
+            "by_cause": {cause: paths for cause, paths in by_cause.items() if paths},
+            "not_checked": self.not_checked,
+        }
+
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "ok": self.ok}
+        return {**asdict(self), "ok": self.ok, "verdict": self.verdict()}
 
 
 def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -159,54 +207,68 @@ def existing_store_uri(root: Path, explicit: str | None = None) -> str:
     return uri
 
 
-def _stale(root: Path, locked: dict[str, Any], pipeline: str = "") -> list[str]:
-    """What `dvc status` finds changed since dvc.lock (its stages: `locked`), one message per file
-    or per param key."""
+def _stale(root: Path, locked: dict[str, Any], pipeline: str = "") -> tuple[list[Mismatch], list[str]]:
+    """What `dvc status` finds changed since dvc.lock (its stages: `locked`): one mismatch per file
+    or per param key; a file that is simply absent (a fresh clone has no DVC-cached output) is not
+    a mismatch but something this workspace cannot check, listed apart."""
     from dvc.repo import Repo
 
     if not locked:
-        return []
+        return [], []
     now = _flatten(yaml.safe_load((root / "params.yaml").read_text()) or {})
     prefix = f"{pipeline}/dvc.yaml:" if pipeline else ""
     with Repo(str(root)) as repo:
         status = repo.status(targets=[prefix + stage for stage in locked])
-    problems = []
+    locked_md5s = repository.locked_md5s(root, pipeline)
+    problems, absent = [], set()
     for target, changes in status.items():
         stage = target.removeprefix(prefix)
         for change in changes:
             if not isinstance(change, dict):  # e.g. "changed command"
-                problems.append(f"stage {stage}: {change}")
+                problems.append(Mismatch(STAGE_CHANGED, stage, None, None, f"stage {stage}: {change}"))
                 continue
             for kind, entries in change.items():
                 for path, state in entries.items():
                     if isinstance(state, dict):  # a params file: {"train": "modified", ...}
                         was = _locked_params(locked.get(stage, {}))
                         problems += _param_changes(stage, path, state, was, now)
+                    elif state in ("deleted", "not in cache"):
+                        absent.add(path)
                     elif kind == "changed outs":
-                        problems.append(f"{path}: " + _OUT_STATES.get(state, state + " (stage {stage})").format(stage=stage))
+                        message = f"{path}: " + _OUT_STATES.get(state, state + " (stage {stage})").format(stage=stage)
+                        found = repository.content_md5(root, path, locked_md5s)
+                        problems.append(Mismatch(OUTPUT_DIFFERS, path, locked_md5s.get(path), found, message))
                     else:
-                        problems.append(f"{path}: {state} since stage {stage} ran")
-    return problems
+                        cause = CODE_CHANGED if layers.is_code(path) else INPUT_DIFFERS
+                        found = repository.content_md5(root, path, locked_md5s) if not layers.is_code(path) else None
+                        problems.append(Mismatch(cause, path, None, found, f"{path}: {state} since stage {stage} ran"))
+    notes = [f"{path}: not in this workspace (DVC-cached; `dvc pull` or `{_repro(pipeline)}` brings it)" for path in sorted(absent)]
+    return problems, notes
 
 
 _OUT_STATES = {
     "modified": "modified since stage {stage} wrote it (dvc.lock records other content)",
-    "deleted": "missing; stage {stage} writes it: `dvc repro` (or `dvc checkout`) brings it back",
-    "not in cache": "not in the DVC cache (stage {stage})",
 }
 
 
-def _param_changes(stage: str, path: str, reported: dict[str, str], was: dict, now: dict) -> list[str]:
+def _param_changes(stage: str, path: str, reported: dict[str, str], was: dict, now: dict) -> list[Mismatch]:
     """Name each changed key under the names `dvc status` reports (a whole section, or one key)."""
     problems = []
     for name in reported:
         keys = sorted(k for k in {*was, *now} if k == name or k.startswith(name + "."))
         for key in [k for k in keys if was.get(k) != now.get(k)] or [name]:
-            problems.append(
-                f"{path}: {key} is {now.get(key, 'absent')!r} but stage {stage} ran with "
-                f"{was.get(key, 'absent')!r} (dvc.lock); run `dvc repro`"
-            )
+            message = (f"{path}: {key} is {now.get(key, 'absent')!r} but stage {stage} ran with "
+                       f"{was.get(key, 'absent')!r} (dvc.lock); run `dvc repro`")
+            problems.append(Mismatch(PARAMS_CHANGED, f"{path}:{key}", repr(was.get(key, "absent")),
+                                     repr(now.get(key, "absent")), message))
     return problems
+
+
+def _locked_at(root: Path, lock: str, md5: str) -> str | None:
+    """The first commit whose `lock` file records this md5: when the content entered the record."""
+    done = subprocess.run(["git", "log", "--reverse", "--format=%h", f"-S{md5}", "--", lock], check=False,
+                          cwd=root, capture_output=True, text=True)
+    return next(iter(done.stdout.split()), None) if done.returncode == 0 else None
 
 
 def workspace_lineage(root: Path, uri: str | None = None, pipeline: str = "") -> Lineage:
@@ -215,43 +277,48 @@ def workspace_lineage(root: Path, uri: str | None = None, pipeline: str = "") ->
     root = root.resolve()
     uri, source = chosen_store(root, uri)
     finder = RunFinder(uri)
+    lock = str(Path(pipeline, "dvc.lock"))
     declared = repository.stages(root, str(Path(pipeline, "dvc.yaml")))
-    locked = {name: entry for name, entry in repository.stages(root, str(Path(pipeline, "dvc.lock"))).items() if name in declared}
+    locked = {name: entry for name, entry in repository.stages(root, lock).items() if name in declared}
     locked_md5s = repository.locked_md5s(root, pipeline)
-    stages, mismatches = [], []
+    stages, mismatches, not_checked = [], [], []
     store_has_runs = finder.has_runs()
     if not store_has_runs:  # one line says why, not one per output
-        mismatches.append(f"no output is traced to a run: {finder.why_no_runs(source)}")
+        not_checked.append(f"MLflow runs: {finder.why_no_runs(source)}")
+    published, published_problems = _published(root, finder) if not pipeline else ([], [])
     for stage in declared:
         if stage not in locked:
-            mismatches.append(f"stage {stage}: has not run (no dvc.lock entry); run `{_repro(pipeline)}`")
+            mismatches.append(Mismatch(NOT_RUN, stage, None, None, f"stage {stage}: has not run (no dvc.lock entry); run `{_repro(pipeline)}`"))
             continue
         outputs = []
         for out in locked[stage].get("outs", []):
             path, locked_md5 = out["path"], out["md5"]
             md5 = repository.content_md5(root, path, locked_md5s)
             runs = finder.recorded(path, md5) if md5 else []
-            outputs.append(FileRecord(path, md5, locked_md5, runs))
+            same_in = [entry["lineage"] for entry in published if entry["files"].get(path) == locked_md5]
+            outputs.append(FileRecord(path, md5, locked_md5, runs, _locked_at(root, lock, locked_md5), same_in))
             if md5 and stage != "download" and store_has_runs and not any(run["stage"] == stage for run in runs):
-                mismatches.append(f"{path}: no MLflow run of stage {stage} in {uri} recorded this content (md5 {md5})")
+                mismatches.append(Mismatch(TAGS_DISAGREE, path, md5, None,
+                                           f"{path}: no MLflow run of stage {stage} in {uri} recorded this content (md5 {md5})"))
         stages.append(StageRecord(stage, _locked_params(locked[stage]), outputs))
-    published, published_problems = _published(root, finder) if not pipeline else ([], [])
-    mismatches = _stale(root, locked, pipeline) + mismatches + published_problems
-    return Lineage(str(root), repository.git_state(root), uri, stages, [], published, mismatches)
+    stale, absent = _stale(root, locked, pipeline)
+    return Lineage(str(root), repository.git_state(root), uri, stages, [], published,
+                   stale + mismatches + published_problems, not_checked + absent)
 
 
 def _repro(pipeline: str) -> str:
     return f"dvc repro {pipeline}/dvc.yaml" if pipeline else "dvc repro"
 
 
-def _published(root: Path, finder: RunFinder) -> tuple[list[dict[str, Any]], list[str]]:
+def _published(root: Path, finder: RunFinder) -> tuple[list[dict[str, Any]], list[Mismatch]]:
     """Each published generator against the lineage.json beside it, git, and MLflow if the run is
     in this store (a fresh clone has no store: lineage.json is the record then)."""
     entries, problems = [], []
     for path in publish.published(root):
         name = str(path.relative_to(root))
         if not (path.parent / "lineage.json").is_file():
-            problems.append(f"{name}: no lineage.json beside it; publish it with `advnets publish`")
+            problems.append(Mismatch(PUBLISHED_DIFFERS, name, None, None,
+                                     f"{name}: no lineage.json beside it; publish it with `advnets publish`"))
             continue
         record = json.loads((path.parent / "lineage.json").read_text())
         md5 = repository.content_md5(root, name)
@@ -259,11 +326,14 @@ def _published(root: Path, finder: RunFinder) -> tuple[list[dict[str, Any]], lis
         exists = _commit_exists(root, record["git_commit"])
         entries.append({"path": name, "md5": md5, "run_id": record["run_id"], "in_store": in_store,
                         "git_commit": record["git_commit"], "parzen": record["parzen"],
+                        "lineage": str((path.parent / "lineage.json").relative_to(root)), "files": record.get("files", {}),
                         "code_changes": code_changes(root, record["git_commit"]) if exists else None})
         if md5 != record["generator_md5"]:
-            problems.append(f"{name}: md5 {md5}, but its lineage.json records {record['generator_md5']}")
+            problems.append(Mismatch(PUBLISHED_DIFFERS, name, record["generator_md5"], md5,
+                                     f"{name}: md5 {md5}, but its lineage.json records {record['generator_md5']}"))
         if not exists:
-            problems.append(f"{name}: made at commit {record['git_commit']}, which this repository does not have")
+            problems.append(Mismatch(UNKNOWN_COMMIT, name, record["git_commit"], None,
+                                     f"{name}: made at commit {record['git_commit']}, which this repository does not have"))
     return entries, problems
 
 
@@ -330,11 +400,13 @@ def run_lineage(root: Path, run_id: str, uri: str | None = None) -> Lineage:
     uri, source = chosen_store(root, uri)
     finder = RunFinder(uri)
     if finder.missing:
-        return Lineage(str(root), repository.git_state(root), uri, [], [], [], [f"run {run_id}: {finder.why_no_runs(source)}"])
+        return Lineage(str(root), repository.git_state(root), uri, [], [], [],
+                       [Mismatch(NO_RUNS, run_id, None, None, f"run {run_id}: {finder.why_no_runs(source)}")])
     try:
         run = finder.get(run_id)
     except mlflow.exceptions.MlflowException:
-        return Lineage(str(root), repository.git_state(root), uri, [], [], [], [f"run {run_id}: not in {uri}"])
+        return Lineage(str(root), repository.git_state(root), uri, [], [], [],
+                       [Mismatch(NO_RUNS, run_id, None, None, f"run {run_id}: not in {uri}")])
     parent = run.data.tags.get("mlflow.parentRunId")
     model_run = finder.get(parent) if parent else run
     newest: dict[str, mlflow.entities.Run] = {}
@@ -346,29 +418,56 @@ def run_lineage(root: Path, run_id: str, uri: str | None = None) -> Lineage:
         files = publish.recorded_files(r.data.tags)
         runs.append({**_describe(r), "params": r.data.params, "files": files})
         if not files:
-            mismatches.append(f"run {r.info.run_id}: recorded no file md5s (made before lineage tags?)")
+            mismatches.append(Mismatch(TAGS_DISAGREE, r.info.run_id, None, None,
+                                       f"run {r.info.run_id}: recorded no file md5s (made before lineage tags?)"))
         for path, md5 in sorted(files.items()):
             if layers.is_neutral(path):  # recorded as what ran; editing it changes no result
                 continue
             disk = repository.content_md5(root, path, locked)
             where = f"run {r.info.run_id} ({r.data.tags.get('DVC_STAGE', '?')}) recorded {path} as {md5}"
             if disk != md5:
-                mismatches.append(f"{path}: {where}, the workspace holds {disk or 'nothing'}")
+                mismatches.append(Mismatch(TAGS_DISAGREE, path, md5, disk, f"{path}: {where}, the workspace holds {disk or 'nothing'}"))
             elif locked.get(path) not in (None, md5):
-                mismatches.append(f"{path}: {where}, dvc.lock records {locked[path]}")
+                mismatches.append(Mismatch(OUTPUT_DIFFERS, path, md5, locked[path], f"{path}: {where}, dvc.lock records {locked[path]}"))
     return Lineage(str(root), repository.git_state(root), uri, [], runs, [], mismatches)
+
+
+def format_verdict(lineage: Lineage) -> list[str]:
+    """The verdict first: what was checked, how much matches, the mismatches grouped by cause."""
+    v = lineage.verdict()
+    runs = f" and {v['runs_checked']} MLflow run{'s' * (v['runs_checked'] != 1)}" if v["runs_checked"] else ""
+    head = f"{v['files_checked']} files{runs} checked, {v['files_matching']} files match"
+    if v["ok"]:
+        lines = [f"PASS: {head}; no mismatch"]
+    else:
+        lines = [f"FAIL: {head}; {v['mismatches']} mismatch{'es' * (v['mismatches'] != 1)}:"]
+        for cause, paths in v["by_cause"].items():
+            shown = ", ".join(paths[:6]) + (f" and {len(paths) - 6} more" if len(paths) > 6 else "")
+            lines.append(f"  {cause} ({len(paths)}): {shown}")
+    if v["not_checked"]:
+        lines.append("Not checked here:")
+        lines += [f"  {note}" for note in v["not_checked"]]
+    return lines
 
 
 def format_text(lineage: Lineage) -> str:
     git = lineage.git
     dirty = "with changes outside DVC's outputs" if git["git.dirty"] == "true" else "clean outside DVC's outputs"
-    lines = [f"workspace {lineage.workspace}", f"git {git['git.commit']} ({dirty})", f"MLflow {lineage.tracking_uri}", ""]
+    lines = [*format_verdict(lineage), "",
+             f"workspace {lineage.workspace}", f"git {git['git.commit']} ({dirty})", f"MLflow {lineage.tracking_uri}", ""]
     for stage in lineage.stages:
         params = ", ".join(f"{k}={v}" for k, v in stage.params.items())
-        lines.append(f"{stage.stage}" + (f"  [{params}]" if params else ""))
+        lines.append(f"{stage.stage}" + (f"  [{params[:100]}{'...' if len(params) > 100 else ''}]" if params else ""))
         for out in stage.outputs:
-            runs = ", ".join(f"{run['run_id'][:8]} {run['stage']}" for run in out.runs) or "no run"
-            lines.append(f"  {out.path}  md5 {out.md5 or 'missing'}  runs: {runs}")
+            runs = ", ".join(f"{run['run_id'][:8]} {run['stage']} at git {run['git.commit'][:7]}" for run in out.runs) or "no run"
+            state = "md5 " + (out.md5 or "missing")
+            if out.md5 and out.md5 != out.locked_md5:
+                state += f" (dvc.lock: {out.locked_md5})"
+            since = f", in dvc.lock since {out.locked_at}" if out.locked_at else ", not in a committed dvc.lock"
+            lines.append(f"  {out.path}  {state}{since}  runs: {runs}")
+            if out.published_in:
+                more = f" and {len(out.published_in) - 1} more" if len(out.published_in) > 1 else ""
+                lines.append(f"    the same content is in {out.published_in[0]}{more}")
     for run in lineage.runs:
         exp = f", experiment {run['DVC_EXP_NAME']}" if run["DVC_EXP_NAME"] else ""
         lines.append(f"run {run['run_id']} {run['run_name']} (stage {run['stage']}, git {run['git.commit']}{exp})")
@@ -389,5 +488,8 @@ def format_text(lineage: Lineage) -> str:
             lines.append(f"  HEAD's training code differs from {entry['git_commit'][:7]}'s in {len(changes)} files:")
             lines += [f"    {change}" for change in changes]
     lines.append("")
-    lines += [f"MISMATCH {m}" for m in lineage.mismatches] or ["OK: the files, dvc.lock and MLflow agree"]
+    agree = "OK: the files, dvc.lock and MLflow agree"
+    if lineage.not_checked:
+        agree = "OK: nothing checked disagrees (see what was not checked, at the top)"
+    lines += [f"MISMATCH {m.message}" for m in lineage.mismatches] or [agree]
     return "\n".join(lines)

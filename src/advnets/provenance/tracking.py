@@ -35,19 +35,26 @@ def is_training_run(tags: dict[str, str]) -> bool:
 
 
 def workspace() -> Path:
-    """Where the stage runs: $DVC_ROOT under DVC, else the working directory."""
-    return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
+    """The DVC repository the stage runs in, whose files, dvc.lock and commit a run records: the
+    nearest folder holding `.dvc/` from the working directory up (DVC runs a stage in its wdir,
+    inside its repository), else the working directory. Not $DVC_ROOT: for a queued or `--temp`
+    experiment DVC sets it to the repository that queued the run (dvc/repo/experiments/queue/base.py,
+    "point to the parent DVC repo"), while the stage runs, and writes its outputs and dvc.lock, in
+    a temporary copy of its own."""
+    here = Path.cwd().resolve()
+    return next((folder for folder in (here, *here.parents) if (folder / ".dvc").is_dir()), here)
 
 
 def repo_root() -> Path:
     """The repository whose MLflow store the runs belong to. Usually the workspace; a queued
     experiment (`dvc exp run --queue`) runs in a temporary copy, <repo>/.dvc/tmp/exps/<tmp>/,
-    that DVC deletes afterwards, so its runs go to the store of the repository around it."""
+    that DVC deletes afterwards, so its runs go to the store of the repository around it, which
+    DVC names in $DVC_ROOT."""
     here = workspace()
     for parent in here.parents:
         if parent.name == "exps" and parent.parent.name == "tmp" and parent.parent.parent.name == ".dvc":
             return parent.parent.parent.parent
-    return here
+    return Path(os.environ.get("DVC_ROOT") or here).resolve()
 
 
 _uri_set_here: str | None = None  # our default store, once mlflow.set_tracking_uri exported it
