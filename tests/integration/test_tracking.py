@@ -31,6 +31,10 @@ def test_a_queued_experiments_copy_records_itself_and_logs_to_the_repository_aro
 
     monkeypatch.chdir(repo)  # `dvc repro` in the repository itself
     assert tracking.repo_root() == tracking.workspace() == repo
+    pipeline = repo / "pipelines" / "tfd"  # another dataset's pipeline: a DVC repository inside it
+    (pipeline / ".dvc").mkdir(parents=True)
+    monkeypatch.chdir(pipeline)
+    assert tracking.workspace() == pipeline and tracking.repo_root() == repo
     monkeypatch.delenv("DVC_ROOT")
     plain = tmp_path / "elsewhere"
     plain.mkdir()

@@ -46,15 +46,13 @@ def workspace() -> Path:
 
 
 def repo_root() -> Path:
-    """The repository whose MLflow store the runs belong to. Usually the workspace; a queued
-    experiment (`dvc exp run --queue`) runs in a temporary copy, <repo>/.dvc/tmp/exps/<tmp>/,
-    that DVC deletes afterwards, so its runs go to the store of the repository around it, which
-    DVC names in $DVC_ROOT."""
+    """The repository whose MLflow store the runs belong to: the outermost DVC repository around
+    the workspace. Usually the workspace itself; a queued experiment (`dvc exp run --queue`) runs
+    in a temporary copy, <repo>/.dvc/tmp/exps/<tmp>/, that DVC deletes afterwards, and another
+    dataset's pipeline is a DVC repository of its own inside this one (pipelines/<dataset>/): their
+    runs go to the store of the repository around them, one store for the project."""
     here = workspace()
-    for parent in here.parents:
-        if parent.name == "exps" and parent.parent.name == "tmp" and parent.parent.parent.name == ".dvc":
-            return parent.parent.parent.parent
-    return Path(os.environ.get("DVC_ROOT") or here).resolve()
+    return next((folder for folder in reversed((here, *here.parents)) if (folder / ".dvc").is_dir()), here)
 
 
 _uri_set_here: str | None = None  # our default store, once mlflow.set_tracking_uri exported it
