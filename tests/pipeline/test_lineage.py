@@ -219,6 +219,10 @@ def test_queued_experiments_record_their_own_lineage_and_seeds_summarise_them(re
     (experiment,) = [e for e in client.search_experiments() if e.name == "advnets-mnist"]
     queued = client.search_runs([experiment.experiment_id], "tags.DVC_STAGE = 'train' and tags.DVC_EXP_NAME != ''")
     assert sorted(run.data.params["train.seed"] for run in queued) == ["1", "2"]
+    for run in queued:  # named for its experiment, seed, length and id; described by what made it
+        exp, seed = run.data.tags["DVC_EXP_NAME"], run.data.params["train.seed"]
+        assert run.info.run_name == f"{exp}-seed{seed}-simultaneous-2ep-{run.info.run_id[:6]}"
+        assert f"under `dvc exp run` (DVC experiment `{exp}`)" in run.data.tags["mlflow.note.content"]
     generator = "models/generator.pt"
     md5s = {}
     for run in queued:

@@ -1,7 +1,11 @@
 """dvc.yaml end to end: stages run under `dvc repro` in a fresh copy of the repository."""
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import time
 
 import mlflow
 
@@ -48,6 +52,8 @@ def test_full_pipeline_with_a_tiny_config(pipeline, empty_mlflow_store):
     run = client.get_run(record["run_id"])
     assert run.data.params["train.batches_per_epoch"] == "4"
     assert run.data.tags["DVC_STAGE"] == "train"
+    assert run.info.run_name == f"repro-seed0-simultaneous-2ep-{run.info.run_id[:6]}"
+    assert "made by the `train` stage under `dvc repro` at git commit" in run.data.tags["mlflow.note.content"]
     assert run.data.tags["dvc.md5.data/mnist"] == lock["download"]["outs"][0]["md5"]
     assert [m.step for m in client.get_metric_history(run.info.run_id, "g_loss")] == [1, 2]
     assert run.data.metrics["parzen.test_ll_mean"] == parzen["test_ll_mean"]
@@ -86,3 +92,38 @@ def test_the_report_reruns_on_the_committed_metrics_without_a_model(pipeline):
     assert "no training run record at models/mlflow-run.json; report results not logged" in out
     # the committed report is the one the committed metrics and params.yaml make
     assert (pipeline.root / "metrics" / "results.md").read_text() == (REPO / "metrics" / "results.md").read_text()
+
+
+def test_ctrl_c_during_training_says_what_was_kept_marks_the_run_killed_and_dvc_repro_resumes(pipeline, empty_mlflow_store):
+    """Ctrl-C reaches every process of the terminal's foreground group: DVC waits for its stage,
+    which must end with one line (no traceback), its MLflow run KILLED and its checkpoint kept."""
+    shutil.copy(empty_mlflow_store, pipeline.root / "mlflow.db")
+    pipeline.set_params(**{**TINY_PIPELINE, "train": {**TINY_PIPELINE["train"], "epochs": 5000, "grid_every": 10_000},
+                           "select": {**TINY_PIPELINE["select"], "every": 1000}})
+    pipeline.repro("download")
+    checkpoint = pipeline.root / "models" / "checkpoint.pt"
+    repro = subprocess.Popen(["dvc", "repro", "train"], cwd=pipeline.root, env=pipeline.env, start_new_session=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists():
+        assert repro.poll() is None and time.monotonic() < deadline, repro.communicate()[0]
+        time.sleep(0.2)
+    time.sleep(1)
+    os.killpg(repro.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    output = repro.communicate(timeout=120)[0]
+    assert repro.returncode != 0
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+    assert "train: interrupted; the checkpoint of the last finished epoch is kept; `dvc repro` resumes training from it" in output
+    assert checkpoint.exists()
+    run_id = json.loads((pipeline.root / "models" / "mlflow-run.json").read_text())["run_id"]
+    client = mlflow.MlflowClient(f"sqlite:///{pipeline.root / 'mlflow.db'}")
+    assert client.get_run(run_id).info.status == "KILLED"
+
+    done = len((pipeline.root / "metrics" / "train_curve.csv").read_text().splitlines()) - 1  # epochs written
+    pipeline.set_params(train={"epochs": done + 1})  # a changed length continues the same run
+    resumed = pipeline.repro("train")
+    assert "resuming from models/checkpoint.pt after epoch" in resumed
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.params["train.epochs"] == str(done + 1)
+    assert [m.step for m in client.get_metric_history(run_id, "d_loss")] == list(range(1, done + 2))
+    assert not checkpoint.exists()

@@ -93,7 +93,9 @@ def test_a_run_trained_outside_the_pipeline_is_logged_scored_and_published_as_a_
     assert again.returncode == 2 and f"already recorded, as run {run_id}" in again.stderr
 
     traced = repo.run_unchecked("advnets", "lineage", "--run", run_id).stdout
-    assert f"run {run_id} seed0-simultaneous (stage train by benchmarks/epoch_time.py, git {record['commit']}" in traced
+    name = f"record-seed0-simultaneous-2ep-{run_id[:6]}"  # unique: what made it, what it is, its length, its id
+    assert run.info.run_name == name and "made outside the pipeline by benchmarks/epoch_time.py" in run.data.tags["mlflow.note.content"]
+    assert f"run {run_id} {name} (stage train by benchmarks/epoch_time.py, git {record['commit']}" in traced
 
     repo.run("advnets", "seeds")  # counted as a seed of params.yaml's configuration
     (seed,) = json.loads((repo.root / "metrics" / "seeds.json").read_text())["seeds"]

@@ -73,11 +73,15 @@ def record_run(record_path: Path, generator: Path, root: Path, epochs: int | Non
         tags[f"{tracking.MD5_TAG}data/mnist"] = data_md5
 
     when = {key: int(record[key] * 1000) for key in ("started", "ended") if key in record}  # when it trained
-    run = client.create_run(
-        experiment, start_time=when.get("started"), run_name=f"seed{params.train.seed}-{params.train.update}", tags=tags
-    )
+    run = client.create_run(experiment, start_time=when.get("started"), tags=tags)
     run_id, status = run.info.run_id, "FAILED"
+    base = f"seed{params.train.seed}-{params.train.update}"
     try:
+        client.update_run(run_id, name=tracking.run_name(base, params.train.epochs, run_id, origin="record"))
+        client.set_tag(run_id, "mlflow.note.content", (
+            f"A training of {params.train.epochs} epochs ({base}) made outside the pipeline by {TRAINED_BY} at git "
+            f"commit {commit} on {record['device']}, logged by `advnets record` from its JSON run log; its "
+            "`dvc.md5.*` tags hold the md5 of the generator and the data it was checked against."))
         tracking.log_flat_params_to(client, run_id, params.flat("data", "model", "train", "select", "sample", "parzen", "tracking"))
         now = when.get("ended", int(time.time() * 1000))
         metrics = [Metric(k, float(v), now, row["epoch"]) for row in record["rows"] for k, v in row.items() if k != "epoch"]

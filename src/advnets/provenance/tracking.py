@@ -167,6 +167,33 @@ def lineage_tags(
     return {**tags, **file_tags(root, stage, pipeline, files)}
 
 
+def run_name(base: str, epochs: int, run_id: str, origin: str | None = None) -> str:
+    """A training run's name, unique and meaningful: where it came from (the DVC experiment, else
+    `repro`, or `origin`), what it is (`base`: e.g. seed1-simultaneous), its length, and the first
+    six characters of its run id, which no other run shares in practice."""
+    origin = origin or os.environ.get("DVC_EXP_NAME") or "repro"
+    return f"{origin}-{base}-{epochs}ep-{run_id[:6]}"
+
+
+def run_description(tags: dict[str, str], stage: str, what: str) -> str:
+    """The run page's description (the `mlflow.note.content` tag): what made the run, from its
+    lineage tags."""
+    exp = tags.get("DVC_EXP_NAME")
+    made_by = f"`dvc exp run` (DVC experiment `{exp}`)" if exp else "`dvc repro`"
+    pipeline = f" of the pipeline in {tags['DVC_PIPELINE']}" if tags.get("DVC_PIPELINE") else ""
+    dirty = " with uncommitted changes" if tags.get("git.dirty") == "true" else ""
+    machine = f" on {tags['device.name']}" if tags.get("device.name") else ""
+    return (f"{what}, made by the `{stage}` stage{pipeline} under {made_by} at git commit "
+            f"{tags.get('git.commit', '?')[:12]}{dirty}{machine}, torch {tags.get('torch.version', '?')}. "
+            "The `dvc.md5.*` tags hold the md5 of every file the stage read and wrote, as dvc.lock records "
+            "them; `advnets lineage --run <run id>` checks them against a workspace.")
+
+
+def end_status(error: BaseException) -> str:
+    """How a run that `error` ended is marked: KILLED when the user interrupted it (Ctrl-C), else FAILED."""
+    return "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+
+
 # A resumed run's session compares these, and the md5 of each of the stage's dependencies, with
 # the tags the previous session left; `resumed_after_epoch.<E>` keeps what changed, or "nothing".
 RESUME_TAG = "resumed_after_epoch."
@@ -296,16 +323,29 @@ def record_stage(
         for path in artifacts:
             store.log_artifact(parent_id if on_parent else child.info.run_id, str(path), artifact_path=stage)
         status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
     finally:
         store.set_terminated(child.info.run_id, status)
     return child.info.run_id
+
+
+@contextlib.contextmanager
+def _killed_on_interrupt():
+    """Inside `with mlflow.start_run()`: mark the run KILLED, not FAILED, when the user interrupts it."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        mlflow.end_run("KILLED")
+        raise
 
 
 def record_toy(experiment: str, read: dict[str, Any], checks: dict[str, Any], curve: list[dict[str, float]], figures: list[str]) -> None:
     """The toy stage's MLflow run (run name `toy-1d`): the params it read, its checks flattened to
     metrics (group.key), the JSD per G step and its figures."""
     root = repo_root()
-    with mlflow.start_run(experiment_id=experiment_id(experiment, root), run_name="toy-1d"):
+    with mlflow.start_run(experiment_id=experiment_id(experiment, root), run_name="toy-1d"), _killed_on_interrupt():
         log_flat_params(read)
         mlflow.set_tags(lineage_tags(workspace(), "toy"))
         flat_checks = {

@@ -57,6 +57,8 @@ class MlflowTrainingLog(TrainingLog):
             deps = [key.removeprefix(tracking.MD5_TAG) for key in lineage if key.startswith(tracking.MD5_TAG)]
             _note_resume(run_id, run.resumed_after, lineage, deps)
         mlflow.set_tags(lineage)
+        if resumed is None:
+            self._name(run, lineage)
         tracking.write_run_record(what.run_record, self.run, root)
         self._log_unlogged_epochs(run)
         return run_id
@@ -80,11 +82,20 @@ class MlflowTrainingLog(TrainingLog):
             mlflow.log_artifact(str(run.files.generator), artifact_path="model")
         _log_resumable_params(self.run.info.run_id, self.what.flat_params)
         mlflow.set_tags(tracking.file_tags(tracking.workspace(), self.what.stage, self.what.pipeline, files=("outs",)))
+        if run.resumed_after is not None:  # train.epochs may have changed on the resume
+            self._name(run, mlflow.get_run(self.run.info.run_id).data.tags)
         mlflow.end_run("FINISHED")
 
     def abort(self, run: TrainingRun, error: BaseException) -> None:
         if self.run is not None and mlflow.active_run() is not None:
-            mlflow.end_run("FAILED")
+            mlflow.end_run(tracking.end_status(error))
+
+    def _name(self, run: TrainingRun, tags: dict[str, str]) -> None:
+        """Name the run (unique: tracking.run_name) and describe what made it."""
+        run_id = self.run.info.run_id
+        tracking.client().update_run(run_id, name=tracking.run_name(self.what.run_name, run.epochs, run_id))
+        what = f"A training of {run.epochs} epochs ({self.what.run_name})"
+        mlflow.set_tag("mlflow.note.content", tracking.run_description(tags, self.what.stage, what))
 
     def _log_unlogged_epochs(self, run: TrainingRun) -> None:
         """On a resume, log the checkpointed epochs the run lacks: a process killed after saving the
