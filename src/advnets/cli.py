@@ -128,13 +128,18 @@ def _record(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace) -> int:
     from advnets.eval.scoring import score_generator
-    from advnets.params import load_params
+    from advnets.params import load_params, param_strings
+    from advnets.provenance.publish import SCORE_PARAMS, compare_with_published
 
     root = Path(args.root).resolve()
-    result = score_generator(Path(args.generator), load_params(root / "params.yaml"), root / "data")
+    params = load_params(root / "params.yaml")
+    result = score_generator(Path(args.generator), params, root / "data")
     print(f"{args.generator}: Parzen log-likelihood on {result.n_test} test images "
           f"{result.test_ll_mean:.2f} ± {result.test_ll_se:.2f} (sigma {result.sigma:.4f}, {result.n_samples} samples)")
-    return 0
+    flat = param_strings(params.flat("sample", "parzen"))
+    matches, how = compare_with_published(Path(args.generator), result.test_ll_mean, {k: flat[k] for k in SCORE_PARAMS})
+    print(how)
+    return 1 if matches is False else 0
 
 
 def _command(commands, name: str, handler, help: str, description: str | None = None, store: bool = True):

@@ -166,6 +166,16 @@ def test_published_weights_score_as_the_pipeline_did_and_lineage_covers_them(rep
 
     scored = repo.run("advnets", "score", "results/mnist/seed-0/generator.pt").stdout
     assert f"{parzen['test_ll_mean']:.2f} ± {parzen['test_ll_se']:.2f}" in scored
+    assert f"matches the published figure {parzen['test_ll_mean']:.3f} (results/mnist/seed-0/lineage.json" in scored
+    with restored(repo, "results/mnist/seed-0/lineage.json") as path:  # a published figure that is off
+        path.write_text(json.dumps({**record, "parzen": {**record["parzen"], "test_ll_mean": parzen["test_ll_mean"] + 1}}))
+        off = repo.run_unchecked("advnets", "score", "results/mnist/seed-0/generator.pt")
+    assert off.returncode == 1 and "does NOT match the published figure" in off.stdout and "difference -1.000" in off.stdout
+    with restored(repo, "params.yaml"):
+        repo.set_params(sample={"seed": 1})
+        other = repo.run("advnets", "score", "results/mnist/seed-0/generator.pt").stdout
+    assert "sample.seed 0 there, 1 here): not compared" in other
+    assert "not a published generator" in repo.run("advnets", "score", "models/generator.pt").stdout
 
     repo.run("advnets", "publish", "--variant", "epochs-7")  # the same run, as a variant's
     assert (repo.root / "results" / "mnist" / "epochs-7" / "seed-0" / "generator.pt").is_file()

@@ -102,3 +102,40 @@ def published(root: Path, results: Path = RESULTS) -> list[Path]:
 def recorded_files(tags: dict[str, str]) -> dict[str, str]:
     """The files a run recorded, {path: md5}, from its dvc.md5.<path> tags."""
     return {k.removeprefix(tracking.MD5_TAG): v for k, v in sorted(tags.items()) if k.startswith(tracking.MD5_TAG)}
+
+
+# The params that decide a generator's score: which samples are drawn and how they are scored.
+SCORE_PARAMS = ("sample.n", "sample.seed", "parzen.sigmas", "parzen.valid_points", "parzen.test_points")
+# With the same samples (a sample seed draws the same samples on any machine: they are drawn on the
+# CPU), a rescore differs from the published figure by floating-point rounding alone (the distances
+# are a float32 GEMM whose summation order varies with the machine): well under this many nats.
+ROUNDING_NATS = 0.05
+
+
+def compare_with_published(generator: Path, test_ll_mean: float, score_params: dict[str, str]) -> tuple[bool | None, str]:
+    """Whether a score of `generator` matches the figure its lineage.json publishes: (None, why
+    not compared) when there is no lineage.json beside it, it records another generator, or it was
+    scored with other samples or protocol params; else (matches, what was compared)."""
+    record_path = generator.parent / "lineage.json"
+    if not record_path.is_file():
+        return None, f"no lineage.json beside {generator}: not a published generator, nothing to compare with"
+    record = json.loads(record_path.read_text())
+    if md5_of(generator) != record.get("generator_md5"):
+        return None, f"{record_path} records another generator (md5 {record.get('generator_md5')}): not compared"
+    published = record.get("parzen", {}).get("test_ll_mean")
+    if published is None:
+        return None, f"{record_path} publishes no Parzen figure: not compared"
+    recorded = record.get("params", {})
+    differ = [f"{key} {recorded.get(key, 'absent')} there, {score_params[key]} here"
+              for key in SCORE_PARAMS if recorded.get(key) != score_params[key]]
+    if differ:
+        return None, (f"{record_path} publishes {published:.3f}, scored with other samples or protocol "
+                      f"({'; '.join(differ)}): not compared; other samples alone move a score by nats "
+                      "(sd 1.7 over five sample seeds of one generator: docs/findings.md)")
+    difference = test_ll_mean - published
+    verdict = "matches" if abs(difference) <= ROUNDING_NATS else "does NOT match"
+    return abs(difference) <= ROUNDING_NATS, (
+        f"{verdict} the published figure {published:.3f} ({record_path}, run {record.get('run_id')}): difference "
+        f"{difference:+.3f} nats with the same {score_params['sample.n']} samples (sample.seed "
+        f"{score_params['sample.seed']}), where only floating-point rounding may differ (allowed: {ROUNDING_NATS} nats)"
+    )
