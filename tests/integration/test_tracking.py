@@ -179,3 +179,15 @@ def test_a_store_in_a_folder_that_cannot_be_written_is_read_without_the_lock(tmp
     monkeypatch.setattr(tracking.os, "access", lambda path, mode: Path(path) != tmp_path)  # as on a read-only mount
     assert [e.name for e in tracking.client(uri).search_experiments()] == ["Default"]  # opened and read
     assert not (tmp_path / "mlflow.db.lock").exists()
+
+
+def test_experiments_are_of_the_model_training_kind_so_the_ui_opens_on_their_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    store = tracking.client(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    older = store.create_experiment("made-before-the-tag")  # e.g. by an earlier advnets
+    new = tracking.experiment_id("advnets-test", tmp_path)
+    assert tracking.experiment_id("made-before-the-tag", tmp_path) == older
+    for experiment in (new, older):
+        assert store.get_experiment(experiment).tags["mlflow.experimentKind"] == "custom_model_development"

@@ -125,9 +125,18 @@ def experiment_id(name: str, root: Path) -> str:
     with store_lock(use_store(root)):
         existing = mlflow.get_experiment_by_name(name)  # opens the store: MLflow creates its tables
         if existing is not None:
+            if existing.tags.get(EXPERIMENT_KIND_TAG) is None:  # made before we set it
+                mlflow.MlflowClient().set_experiment_tag(existing.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
             return existing.experiment_id
         location = (root / "mlartifacts").resolve().as_uri() if own_store else None
-        return mlflow.create_experiment(name, artifact_location=location)
+        return mlflow.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+
+
+# MLflow 3's UI opens an experiment by its kind: without this tag it may show the GenAI "Traces"
+# overview; "custom_model_development" is the kind its own experiment-type switch sets for model
+# training, which opens on the runs table.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 
 
 def file_tags(root: Path, stage: str, pipeline: str = "", files: tuple[str, ...] = ("deps", "outs")) -> dict[str, str]:
