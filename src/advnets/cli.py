@@ -111,6 +111,7 @@ def _publish(args: argparse.Namespace) -> int:
     uri = existing_store_uri(root, args.tracking_uri)
     folder = publish.publish(run_id, uri, root / publish.RESULTS, force=args.force, variant=args.variant)
     print(f"published run {run_id} in {folder.relative_to(root)}")
+    print(publish.alias_published(uri, run_id, folder, root / publish.RESULTS))
     return 0
 
 

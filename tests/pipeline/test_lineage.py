@@ -155,7 +155,10 @@ def test_lineage_from_a_run_follows_the_models_stage_runs(repo):
 
 
 def test_published_weights_score_as_the_pipeline_did_and_lineage_covers_them(repo):
-    repo.run("advnets", "publish")
+    published = repo.run("advnets", "publish").stdout
+    assert "registered model advnets-mnist-generator version 1 now has the alias seed-0" in published
+    store = mlflow.MlflowClient(f"sqlite:///{repo.root / 'mlflow.db'}")
+    assert store.get_model_version_by_alias("advnets-mnist-generator", "seed-0").run_id == training_run_id(repo)
     folder = repo.root / "results" / "mnist" / "seed-0"
     assert (folder / "generator.pt").read_bytes() == (repo.root / "models" / "generator.pt").read_bytes()
     record = json.loads((folder / "lineage.json").read_text())

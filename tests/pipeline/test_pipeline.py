@@ -5,11 +5,17 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import mlflow
+import numpy as np
+import torch
 
 from advnets.data.mnist import load_mnist
+from advnets.gan.nets import sample_noise
+from advnets.gan.sampling import load_generator
+from advnets.params import load_params
 from conftest import REPO, TINY_PIPELINE
 
 
@@ -59,6 +65,8 @@ def test_full_pipeline_with_a_tiny_config(pipeline, empty_mlflow_store):
     assert run.data.metrics["parzen.test_ll_mean"] == parzen["test_ll_mean"]
     assert {a.path for a in client.list_artifacts(run.info.run_id, "figures")} >= {"figures/figure2.png"}
     assert [a.path for a in client.list_artifacts(run.info.run_id, "report")] == ["report/results.md"]
+    assert client.get_experiment(run.info.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
+    assert_the_generator_is_a_registered_model(root, client, run)
     (toy_run,) = client.search_runs([run.info.experiment_id], "attributes.run_name = 'toy-1d'")
     assert "g_at_step_0.max_abs_d_minus_d_star" in toy_run.data.metrics
     assert {a.path for a in client.list_artifacts(toy_run.info.run_id, "figures")} == {
@@ -127,3 +135,36 @@ def test_ctrl_c_during_training_says_what_was_kept_marks_the_run_killed_and_dvc_
     assert run.info.status == "FINISHED" and run.data.params["train.epochs"] == str(done + 1)
     assert [m.step for m in client.get_metric_history(run_id, "d_loss")] == list(range(1, done + 2))
     assert not checkpoint.exists()
+
+
+LOAD_AND_PREDICT = """
+import json, sys
+import mlflow, numpy as np
+model = mlflow.pyfunc.load_model(sys.argv[1])
+np.save(sys.argv[3], model.predict(np.load(sys.argv[2])))
+print(json.dumps({"inputs": model.metadata.get_input_schema().to_dict(),
+                  "outputs": model.metadata.get_output_schema().to_dict()}))
+"""
+
+
+def assert_the_generator_is_a_registered_model(root, client, run):
+    """The selected G is logged as an MLflow model (signature, example, requirements) and registered:
+    mlflow.pyfunc.load_model in a fresh process, elsewhere, gives G's output for the same noise."""
+    (version,) = client.search_model_versions("name = 'advnets-mnist-generator'")
+    assert version.run_id == run.info.run_id and version.tags["git.commit"] == run.data.tags["git.commit"]
+    params = load_params(root / "params.yaml")
+    z = sample_noise(7, params.model, generator=torch.Generator().manual_seed(3))
+    np.save(root.parent / "z.npy", z.numpy())
+    elsewhere = root.parent / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
+    done = subprocess.run([sys.executable, "-c", LOAD_AND_PREDICT, f"models:/advnets-mnist-generator/{version.version}",
+                           str(root.parent / "z.npy"), str(root.parent / "images.npy")],
+                          cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    schema = json.loads(done.stdout.splitlines()[-1])
+    assert schema["inputs"][0]["tensor-spec"] == {"dtype": "float32", "shape": [-1, 100]}
+    assert schema["outputs"][0]["tensor-spec"] == {"dtype": "float32", "shape": [-1, 784]}
+    with torch.no_grad():
+        expected = load_generator(root / "models" / "generator.pt", params.model)(z).numpy()
+    np.testing.assert_allclose(np.load(root.parent / "images.npy"), expected, rtol=0, atol=1e-6)

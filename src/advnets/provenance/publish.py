@@ -139,3 +139,18 @@ def compare_with_published(generator: Path, test_ll_mean: float, score_params: d
         f"{difference:+.3f} nats with the same {score_params['sample.n']} samples (sample.seed "
         f"{score_params['sample.seed']}), where only floating-point rounding may differ (allowed: {ROUNDING_NATS} nats)"
     )
+
+
+def alias_published(uri: str, run_id: str, folder: Path, results: Path = RESULTS) -> str:
+    """Give the run's registered model version (advnets.provenance.logged_model) the alias of its
+    published folder (seed-0, epochs-2000-seed-1), so `models:/advnets-mnist-generator@seed-0`
+    loads the published generator; says what it did."""
+    from advnets.provenance import logged_model
+
+    client = tracking.client(uri)
+    version = logged_model.version_of_run(client, run_id)
+    if version is None:
+        return f"run {run_id} has no registered model version (trained before advnets registered models): no alias"
+    alias = "-".join(folder.relative_to(results).parts)
+    client.set_registered_model_alias(logged_model.REGISTERED_NAME, alias, version.version)
+    return f"registered model {logged_model.REGISTERED_NAME} version {version.version} now has the alias {alias}"

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import torch
 from torchvision.utils import save_image
 
 from advnets.gan import checkpoint
@@ -81,7 +82,10 @@ class MlflowTrainingLog(TrainingLog):
         if run.files.generator:
             mlflow.log_artifact(str(run.files.generator), artifact_path="model")
         _log_resumable_params(self.run.info.run_id, self.what.flat_params)
-        mlflow.set_tags(tracking.file_tags(tracking.workspace(), self.what.stage, self.what.pipeline, files=("outs",)))
+        outs = tracking.file_tags(tracking.workspace(), self.what.stage, self.what.pipeline, files=("outs",))
+        mlflow.set_tags(outs)
+        if run.files.generator and not self.what.pipeline:  # MNIST's G: a registered MLflow model too
+            self._log_model(run, outs)
         if run.resumed_after is not None:  # train.epochs may have changed on the resume
             self._name(run, mlflow.get_run(self.run.info.run_id).data.tags)
         mlflow.end_run("FINISHED")
@@ -89,6 +93,17 @@ class MlflowTrainingLog(TrainingLog):
     def abort(self, run: TrainingRun, error: BaseException) -> None:
         if self.run is not None and mlflow.active_run() is not None:
             mlflow.end_run(tracking.end_status(error))
+
+    def _log_model(self, run: TrainingRun, outs: dict[str, str]) -> None:
+        from advnets.gan.nets import sample_noise
+        from advnets.params import ModelParams
+        from advnets.provenance import logged_model
+
+        model = {key.removeprefix("model."): value for key, value in self.what.flat_params.items() if key.startswith("model.")}
+        example = sample_noise(2, ModelParams.model_validate(model), generator=torch.Generator().manual_seed(0)).numpy()
+        tags = mlflow.get_run(self.run.info.run_id).data.tags
+        lineage = {k: v for k, v in {**tags, **outs}.items() if k.startswith(("git.", "DVC_EXP_NAME", tracking.MD5_TAG + "models/generator"))}
+        logged_model.log_generator(run.files.generator, model, example, lineage)
 
     def _name(self, run: TrainingRun, tags: dict[str, str]) -> None:
         """Name the run (unique: tracking.run_name) and describe what made it."""
