@@ -5,14 +5,13 @@ generator as the `model` artifact."""
 from __future__ import annotations
 
 import math
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import torch
-from torchvision.utils import save_image
+from torchvision.utils import make_grid
 
 from advnets.gan import checkpoint
 from advnets.gan.loop import TrainingLog, TrainingRun
@@ -35,6 +34,9 @@ class RunDescription:
     display: str  # for the sample grids: advnets.gan.sampling.for_display
     run_record: Path  # the DVC output that points at the run
     grid_every: int
+
+
+GRID_KEY = "samples"  # the image key of the per-epoch sample grids
 
 
 class MlflowTrainingLog(TrainingLog):
@@ -125,13 +127,13 @@ class MlflowTrainingLog(TrainingLog):
                 mlflow.log_metrics(_epoch_metrics(row, by_epoch.get(row["epoch"])), step=row["epoch"])
 
     def _log_grid(self, run: TrainingRun) -> None:
+        """The samples of the fixed grid noise as one image under the key `samples`, step = epoch:
+        the run page's image view steps through the epochs, and Compare shows runs side by side."""
         trainer = run.trainer
         samples = for_display(trainer.grid_samples(), self.what.display)
-        nrow = math.isqrt(len(samples))
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / f"epoch-{trainer.epoch:04d}.png"
-            save_image(samples.view(-1, *self.what.image_shape), path, nrow=nrow, padding=2)
-            mlflow.log_artifact(str(path), artifact_path="grids")
+        grid = make_grid(samples.view(-1, *self.what.image_shape), nrow=math.isqrt(len(samples)), padding=2)
+        pixels = grid.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()  # as save_image
+        mlflow.log_image(pixels, key=GRID_KEY, step=trainer.epoch, synchronous=True)
 
 
 def _start_run(run_id: str | None, experiment: str, name: str, saved: Path | None) -> mlflow.ActiveRun:
