@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from advnets.errors import AdvnetsError
 
 MNIST_TRAIN_IMAGES = 60_000
+MNIST_TEST_IMAGES = 10_000
 
 
 class ParamsError(AdvnetsError, ValueError):
@@ -24,7 +25,8 @@ class ParamsError(AdvnetsError, ValueError):
 
 class _Section(BaseModel):
     # strict: a YAML string "5" is not an int; extra: a misspelt key is refused, not ignored.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # allow_inf_nan: .inf or .nan pass every bound (lr: .inf > 0) and would fail only after compute.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
     def flat_under(self, prefix: str, *sections: str) -> dict[str, Any]:
         """Dotted keys of these subsections under `prefix`: {'cifar10.fc.train.lr': 0.025, ...}."""
@@ -91,6 +93,12 @@ class StepParams(_Section):
     device: Literal["auto", "cpu", "cuda"]
     grid_every: PositiveInt
 
+    @model_validator(mode="after")
+    def _floor_below_start(self) -> StepParams:
+        if self.lr_min > self.lr:
+            raise ValueError(f"lr_min must be <= lr (the floor of the decay), got {self.lr_min} > {self.lr}")
+        return self
+
 
 class TrainParams(StepParams):
     """StepParams and the official per-epoch validation Parzen monitor (data in [0, 1] only)."""
@@ -113,7 +121,7 @@ class SampleParams(_Section):
 class ParzenParams(_Section):
     sigmas: list[Annotated[float, Field(gt=0)]] = Field(min_length=1)
     valid_points: PositiveInt
-    test_points: PositiveInt | None
+    test_points: Annotated[int, Field(gt=0, le=MNIST_TEST_IMAGES)] | None  # more would be scored on 10,000, logged as asked
     baseline_samples: PositiveInt
     chunk_size: PositiveInt
     device: Literal["auto", "cpu", "cuda"]
@@ -390,11 +398,27 @@ def validate(raw: Any, source: str = "params") -> Params:
         raise ParamsError(f"invalid {source}:\n  {problems}") from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (plain YAML keeps the last
+    silently: `lr: 0.1` then `lr: 0.01` would train at 0.01 with nothing said)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping (first at line {seen[key] + 1})",
+                    key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: str | Path = "params.yaml") -> dict[str, Any]:
     """The raw mapping in a params file (no validation)."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except FileNotFoundError:
         raise ParamsError(f"{path}: not found (run from the repository root)") from None
     except yaml.YAMLError as exc:

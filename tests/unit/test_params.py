@@ -66,3 +66,22 @@ def test_alternating_needs_k_batches_per_epoch(raw_params):
     raw_params["train"].update(update="alternating", k=5, batches_per_epoch=3)
     with pytest.raises(ParamsError, match=r"at least train\.k = 5 batches"):
         validate(raw_params)
+
+
+@pytest.mark.parametrize(("section", "key", "value", "message"), [
+    ("train", "lr", float("inf"), r"train\.lr: input should be a finite number, got inf"),
+    ("train", "monitor_sigma", float("nan"), r"train\.monitor_sigma: input should be a finite number, got nan"),
+    ("train", "lr_min", 0.5, r"train: lr_min must be <= lr \(the floor of the decay\), got 0\.5 > 0\.1"),
+    ("parzen", "test_points", 20_000, r"parzen\.test_points: input should be less than or equal to 10000, got 20000"),
+])
+def test_values_that_would_fail_only_after_compute_are_refused_before_it(raw_params, section, key, value, message):
+    raw_params[section][key] = value
+    with pytest.raises(ParamsError, match=message):
+        validate(raw_params)
+
+
+def test_a_key_given_twice_is_refused_not_silently_the_last(tmp_path):
+    text = (REPO / "params.yaml").read_text().replace("  lr: 0.1\n", "  lr: 0.1\n  lr: 0.01\n", 1)
+    (tmp_path / "params.yaml").write_text(text)
+    with pytest.raises(ParamsError, match=r"key 'lr' appears twice in one mapping \(first at line \d+\)"):
+        load_params(tmp_path / "params.yaml")
