@@ -95,10 +95,25 @@ def raw_params() -> dict:
     return read_yaml(REPO / "params.yaml")
 
 
+# What a run of another dataset's pipeline leaves in its folder (a DVC repository of its own), and
+# in its .dvc/: not part of the pipeline.
+PIPELINE_RUN_FILES = {"data", "models", "metrics", "figures", "dvc.lock", "tmp", "cache", "config.local"}
+
+
+def _not_copied(folder: str, names: list[str]) -> set[str]:
+    here = Path(folder)
+    left = {"__pycache__", "runs"}
+    if here.parent == REPO / "pipelines" or (here.name == ".dvc" and here.parent.parent == REPO / "pipelines"):
+        left |= PIPELINE_RUN_FILES
+    return left & set(names)
+
+
 def copy_folders(root: Path, *folders: str) -> None:
-    """The repository's folders, without caches or benchmarks/runs (records, not code), into root."""
+    """The repository's folders, without caches or benchmarks/runs (records, not code), into root;
+    links as links (pipelines/<dataset>/params.yaml is ../../params.yaml), and of a pipeline in
+    pipelines/ its dvc.yaml and DVC repository (.dvc/config, .dvcignore), not what a run left."""
     for folder in folders:
-        shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", "runs"))
+        shutil.copytree(REPO / folder, root / folder, symlinks=True, ignore=_not_copied)
 
 
 class PipelineCopy:
@@ -255,11 +270,19 @@ def clone(tmp_path, monkeypatch):
 
 
 def dvc_stages() -> list[tuple[str, str, dict]]:
-    """(dvc.yaml, stage, its entry) for every stage of every pipeline (a foreach stage's body)."""
+    """(dvc.yaml, stage, its entry) for every stage of every pipeline (a foreach stage's body), the
+    script in its cmd and its deps relative to the repository root: another dataset's pipeline is a
+    DVC repository of its own in pipelines/<dataset>/, naming the root's stages/ and src/ ../../."""
     import yaml
+
+    def from_root(path: str, folder: Path) -> str:
+        return (folder / path).resolve().relative_to(REPO).as_posix() if path.startswith("../") else path
 
     found = []
     for dvc_yaml in [REPO / "dvc.yaml", *sorted((REPO / "pipelines").glob("*/dvc.yaml"))]:
         for name, stage in yaml.safe_load(dvc_yaml.read_text())["stages"].items():
-            found.append((str(dvc_yaml.relative_to(REPO)), name, stage.get("do", stage)))
+            body = dict(stage.get("do", stage))
+            body["cmd"] = " ".join(from_root(word, dvc_yaml.parent) for word in body["cmd"].split(" "))
+            body["deps"] = [from_root(dep, dvc_yaml.parent) for dep in body.get("deps", [])]
+            found.append((str(dvc_yaml.relative_to(REPO)), name, body))
     return found

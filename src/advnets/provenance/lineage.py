@@ -210,40 +210,57 @@ def existing_store_uri(root: Path, explicit: str | None = None) -> str:
 def _stale(root: Path, locked: dict[str, Any], pipeline: str = "") -> tuple[list[Mismatch], list[str]]:
     """What `dvc status` finds changed since dvc.lock (its stages: `locked`): one mismatch per file
     or per param key; a file that is simply absent (a fresh clone has no DVC-cached output) is not
-    a mismatch but something this workspace cannot check, listed apart."""
+    a mismatch but something this workspace cannot check, listed apart. Another dataset's pipeline
+    is a DVC repository of its own: its status is that repository's, its paths relative to its
+    folder, but for the repository's code outside it (../../stages/train.py), named from root."""
     from dvc.repo import Repo
 
     if not locked:
         return [], []
-    now = _flatten(yaml.safe_load((root / "params.yaml").read_text()) or {})
-    prefix = f"{pipeline}/dvc.yaml:" if pipeline else ""
-    with Repo(str(root)) as repo:
-        status = repo.status(targets=[prefix + stage for stage in locked])
+    here = root / pipeline
+    now = _flatten(yaml.safe_load((here / "params.yaml").read_text()) or {})
+    with Repo(str(here)) as repo:
+        status = repo.status(targets=[f"{here / 'dvc.yaml'}:{stage}" for stage in locked])
     locked_md5s = repository.locked_md5s(root, pipeline)
     problems, absent = [], set()
     for target, changes in status.items():
-        stage = target.removeprefix(prefix)
+        stage = target.rpartition(":")[2]
         for change in changes:
             if not isinstance(change, dict):  # e.g. "changed command"
                 problems.append(Mismatch(STAGE_CHANGED, stage, None, None, f"stage {stage}: {change}"))
                 continue
             for kind, entries in change.items():
                 for path, state in entries.items():
+                    path = _named(path, root, pipeline)
                     if isinstance(state, dict):  # a params file: {"train": "modified", ...}
                         was = _locked_params(locked.get(stage, {}))
-                        problems += _param_changes(stage, path, state, was, now)
+                        problems += _param_changes(stage, path, state, was, now, pipeline)
                     elif state in ("deleted", "not in cache"):
                         absent.add(path)
                     elif kind == "changed outs":
                         message = f"{path}: " + _OUT_STATES.get(state, state + " (stage {stage})").format(stage=stage)
-                        found = repository.content_md5(root, path, locked_md5s)
+                        found = repository.content_md5(here, path, locked_md5s)
                         problems.append(Mismatch(OUTPUT_DIFFERS, path, locked_md5s.get(path), found, message))
                     else:
                         cause = CODE_CHANGED if layers.is_code(path) else INPUT_DIFFERS
-                        found = repository.content_md5(root, path, locked_md5s) if not layers.is_code(path) else None
+                        found = repository.content_md5(here, path, locked_md5s) if not layers.is_code(path) else None
                         problems.append(Mismatch(cause, path, None, found, f"{path}: {state} since stage {stage} ran"))
-    notes = [f"{path}: not in this workspace (DVC-cached; `dvc pull` or `{_repro(pipeline)}` brings it)" for path in sorted(absent)]
+    notes = [f"{path}: not in this workspace (DVC-cached; `{_dvc(pipeline)} pull` or `{_repro(pipeline)}` brings it)"
+             for path in sorted(absent)]
     return problems, notes
+
+
+def _named(path: str, root: Path, pipeline: str) -> str:
+    """A path `dvc status` reports for the pipeline in folder `pipeline`, as lineage names it:
+    relative to that folder, or, outside it (the repository's code, which DVC names by its
+    absolute path), relative to the root."""
+    if not pipeline or not Path(path).is_absolute():
+        return path
+    full = Path(path).resolve()
+    for base in (root / pipeline, root):
+        if full.is_relative_to(base.resolve()):
+            return full.relative_to(base.resolve()).as_posix()
+    return path
 
 
 _OUT_STATES = {
@@ -251,14 +268,14 @@ _OUT_STATES = {
 }
 
 
-def _param_changes(stage: str, path: str, reported: dict[str, str], was: dict, now: dict) -> list[Mismatch]:
+def _param_changes(stage: str, path: str, reported: dict[str, str], was: dict, now: dict, pipeline: str = "") -> list[Mismatch]:
     """Name each changed key under the names `dvc status` reports (a whole section, or one key)."""
     problems = []
     for name in reported:
         keys = sorted(k for k in {*was, *now} if k == name or k.startswith(name + "."))
         for key in [k for k in keys if was.get(k) != now.get(k)] or [name]:
             message = (f"{path}: {key} is {now.get(key, 'absent')!r} but stage {stage} ran with "
-                       f"{was.get(key, 'absent')!r} (dvc.lock); run `dvc repro`")
+                       f"{was.get(key, 'absent')!r} (dvc.lock); run `{_repro(pipeline)}`")
             problems.append(Mismatch(PARAMS_CHANGED, f"{path}:{key}", repr(was.get(key, "absent")),
                                      repr(now.get(key, "absent")), message))
     return problems
@@ -273,8 +290,11 @@ def _locked_at(root: Path, lock: str, md5: str) -> str | None:
 
 def workspace_lineage(root: Path, uri: str | None = None, pipeline: str = "") -> Lineage:
     """The lineage of the files in the workspace, checked against dvc.lock and MLflow: of the root
-    pipeline (MNIST), or of the one in folder `pipeline` (pipelines/cifar10, pipelines/tfd)."""
+    pipeline (MNIST), or of the one in folder `pipeline` (pipelines/cifar10, pipelines/tfd), a DVC
+    repository of its own: its dvc.lock's paths, and those its runs' `dvc.md5.<path>` tags name
+    (tracking.workspace() is that folder when its stages run), are relative to its folder."""
     root = root.resolve()
+    here = root / pipeline
     uri, source = chosen_store(root, uri)
     finder = RunFinder(uri)
     lock = str(Path(pipeline, "dvc.lock"))
@@ -293,7 +313,7 @@ def workspace_lineage(root: Path, uri: str | None = None, pipeline: str = "") ->
         outputs = []
         for out in locked[stage].get("outs", []):
             path, locked_md5 = out["path"], out["md5"]
-            md5 = repository.content_md5(root, path, locked_md5s)
+            md5 = repository.content_md5(here, path, locked_md5s)
             runs = finder.recorded(path, md5) if md5 else []
             same_in = [entry["lineage"] for entry in published if entry["files"].get(path) == locked_md5]
             outputs.append(FileRecord(path, md5, locked_md5, runs, _locked_at(root, lock, locked_md5), same_in))
@@ -306,8 +326,13 @@ def workspace_lineage(root: Path, uri: str | None = None, pipeline: str = "") ->
                    stale + mismatches + published_problems, not_checked + absent)
 
 
+def _dvc(pipeline: str) -> str:
+    """The DVC command for the pipeline in folder `pipeline`, a DVC repository of its own."""
+    return f"dvc --cd {pipeline}" if pipeline else "dvc"
+
+
 def _repro(pipeline: str) -> str:
-    return f"dvc repro {pipeline}/dvc.yaml" if pipeline else "dvc repro"
+    return f"{_dvc(pipeline)} repro"
 
 
 def _published(root: Path, finder: RunFinder) -> tuple[list[dict[str, Any]], list[Mismatch]]:

@@ -5,6 +5,7 @@ stage declares, and their md5s."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -17,14 +18,19 @@ from advnets.atomic import md5_of
 def git_state(root: Path) -> dict[str, str]:
     """The commit, and whether the tree differs from it outside what DVC manages: dvc.lock and
     the stages' outputs are rewritten by every `dvc repro` (their content is in the md5 tags), and
-    params.yaml by `dvc exp run -S` (every run logs the params it read)."""
+    params.yaml by `dvc exp run -S` (every run logs the params it read). Those of every pipeline
+    of the project, from root or from one of its pipelines' folders (a DVC repository of its own)."""
 
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
         return done.stdout if done.returncode == 0 else ""
 
-    locks = [str(Path(pipeline, "dvc.lock")) for pipeline in pipelines(root)]
-    managed = [*locks, "params.yaml", *_outputs(root)]
+    top = git("rev-parse", "--show-toplevel").strip()
+    project = _project(root, Path(top) if top else None)
+    # git status --porcelain names paths from the top of the work tree, wherever it runs
+    base = project.relative_to(Path(top).resolve()) if top and project.is_relative_to(Path(top).resolve()) else Path()
+    files = [str(Path(pipeline, name)) for pipeline in pipelines(project) for name in ("dvc.lock", "params.yaml")]
+    managed = [(base / path).as_posix().removeprefix("./") for path in [*files, *_outputs(project)]]
     changed = [line[3:].strip('"') for line in git("status", "--porcelain", "--untracked-files=all").splitlines()]
     dirty = [
         path for path in changed
@@ -32,6 +38,14 @@ def git_state(root: Path) -> dict[str, str]:
         and not any(path == out or path.startswith(out + "/") for out in managed)
     ]
     return {"git.commit": git("rev-parse", "HEAD").strip() or "unknown", "git.dirty": str(bool(dirty)).lower()}
+
+
+def _project(root: Path, top: Path | None) -> Path:
+    """The outermost DVC repository around root within its git work tree (`top`), root itself if
+    none: the project whose pipelines root is one of (pipelines/tfd is a DVC repository inside it)."""
+    root = root.resolve()
+    inside = [root, *(root.parents if top is None else [p for p in root.parents if p.is_relative_to(top.resolve())])]
+    return next((folder for folder in reversed(inside) if (folder / ".dvc").is_dir()), root)
 
 
 def stages(root: Path, name: str) -> dict[str, Any]:
@@ -64,14 +78,25 @@ PIPELINES_DIR = "pipelines"  # the other datasets' pipelines: pipelines/<dataset
 
 
 def pipelines(root: Path) -> list[str]:
-    """The folders (relative to root) of every dvc.yaml: "" for the root's, then the others'."""
+    """The folders (relative to root) of every dvc.yaml: "" for the root's, then the others'
+    (each a DVC repository of its own: its paths are relative to its folder)."""
     return ["", *(str(path.parent.relative_to(root)) for path in sorted((root / PIPELINES_DIR).glob("*/dvc.yaml")))]
 
 
+def folder(root: Path, pipeline: str = "") -> Path:
+    """The folder of the pipeline's dvc.yaml and dvc.lock, to which their paths are relative:
+    root / pipeline, or root itself when root is that folder already (a stage of pipelines/tfd
+    runs in its own DVC repository, the workspace whose files its runs record)."""
+    parts = Path(pipeline).parts
+    if parts and not (root / pipeline).is_dir() and root.resolve().parts[-len(parts):] == parts:
+        return root
+    return root / pipeline
+
+
 def _outputs(root: Path) -> list[str]:
-    """The outputs every dvc.yaml declares, of every stage."""
+    """The outputs every dvc.yaml declares, of every stage, relative to root."""
     return [
-        path
+        Path(os.path.normpath(Path(pipeline, declared.get("wdir", "."), path))).as_posix()
         for pipeline in pipelines(root)
         for declared in stages(root, str(Path(pipeline, "dvc.yaml"))).values()
         for path in _stage_outputs(declared)
@@ -79,16 +104,18 @@ def _outputs(root: Path) -> list[str]:
 
 
 def stage_files(root: Path, stage: str, pipeline: str = "") -> dict[str, list[str]]:
-    """A stage's dependency and output paths as the dvc.yaml in folder `pipeline` declares them
-    (its paths are relative to the root: the other datasets' pipelines have wdir ../..)."""
-    declared = stages(root, str(Path(pipeline, "dvc.yaml"))).get(stage, {})
-    return {"deps": list(declared.get("deps", [])), "outs": _stage_outputs(declared)}
+    """A stage's dependency and output paths as the dvc.yaml in folder `pipeline` declares them,
+    relative to that folder; a dependency outside it (another pipeline's ../../stages/train.py:
+    the repository's code) is left out, as no `dvc.md5.<path>` tag can name it."""
+    declared = stages(folder(root, pipeline), "dvc.yaml").get(stage, {})
+    inside = [path for path in declared.get("deps", []) if not path.startswith("../")]
+    return {"deps": inside, "outs": _stage_outputs(declared)}
 
 
 def locked_md5s(root: Path, pipeline: str = "") -> dict[str, str]:
-    """Every path a dvc.lock records (deps and outs), with its md5 (a DVC 3 file hash is the md5
-    of the bytes; a folder's ends in .dir)."""
-    locked = stages(root, str(Path(pipeline, "dvc.lock"))).values()
+    """Every path the pipeline's dvc.lock records (deps and outs, relative to its folder), with
+    its md5 (a DVC 3 file hash is the md5 of the bytes; a folder's ends in .dir)."""
+    locked = stages(folder(root, pipeline), "dvc.lock").values()
     # Outputs last: the stage that wrote a path is its authority, not a dependent that ran earlier.
     entries = [e for s in locked for e in s.get("deps", [])] + [e for s in locked for e in s.get("outs", [])]
     return {entry["path"]: entry["md5"] for entry in entries}
