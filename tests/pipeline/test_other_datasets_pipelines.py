@@ -14,8 +14,9 @@ import pytest
 import torch
 import yaml
 
+from advnets.atomic import md5_of
 from advnets.params import read_yaml
-from conftest import GIT_USER, TINY_PIPELINE
+from conftest import GIT_USER, REPO, TINY_PIPELINE
 from fakes import write_archive, write_mat
 
 # ---- the pipelines end to end, on tiny nets ----
@@ -78,6 +79,9 @@ def test_cifar10_pipeline_end_to_end(pipeline, empty_mlflow_store):
         record = json.loads((here / "models" / f"cifar10_{gan}" / "mlflow-run.json").read_text())
         run = mlflow.MlflowClient(f"sqlite:///{root / 'mlflow.db'}").get_run(record["run_id"])
         assert run.data.tags["DVC_STAGE"] == f"train@{gan}"
+        # the code it loaded, by path from the project root (it lies outside the pipeline's folder)
+        assert run.data.tags["dvc.md5.src/advnets/gan/nets.py"] == md5_of(REPO / "src" / "advnets" / "gan" / "nets.py")
+        assert run.data.tags["dvc.md5.stages/train.py"] == md5_of(REPO / "stages" / "train.py")
         data_dep = next(dep for dep in lock[f"train@{gan}"]["deps"] if dep["path"] == "data/cifar10")
         assert run.data.tags["dvc.md5.data/cifar10"] == data_dep["md5"]
         assert run.data.params[f"cifar10.{gan}.train.batch_size"] == "6"
@@ -123,7 +127,6 @@ def test_tfd_pipeline_end_to_end_and_a_missing_file_says_how_to_get_it(pipeline,
     record = json.loads((here / "models" / "tfd" / "mlflow-run.json").read_text())
     run = mlflow.MlflowClient(f"sqlite:///{root / 'mlflow.db'}").get_run(record["run_id"])
     first = here / "models" / "tfd_pretrain" / "generator.pt"
-    from advnets.atomic import md5_of
 
     assert run.data.params["tfd.pretrained_md5"] == md5_of(first)
     assert (run.data.params["tfd.data.fold"], run.data.params["tfd.data.mat_path"]) == ("0", "private/TFD_48x48.mat")

@@ -40,6 +40,13 @@ def git_state(root: Path) -> dict[str, str]:
     return {"git.commit": git("rev-parse", "HEAD").strip() or "unknown", "git.dirty": str(bool(dirty)).lower()}
 
 
+def project(root: Path) -> Path:
+    """The project root is one of (itself, or the repository around a pipeline's folder)."""
+    done = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root, capture_output=True, text=True, check=False)
+    top = done.stdout.strip() if done.returncode == 0 else ""
+    return _project(root, Path(top) if top else None)
+
+
 def _project(root: Path, top: Path | None) -> Path:
     """The outermost DVC repository around root within its git work tree (`top`), root itself if
     none: the project whose pipelines root is one of (pipelines/tfd is a DVC repository inside it)."""

@@ -152,7 +152,10 @@ def file_tags(root: Path, stage: str, pipeline: str = "", files: tuple[str, ...]
         if md5:
             tags[f"{MD5_TAG}{path}"] = md5
     if "deps" in files:
-        tags.update({f"{MD5_TAG}{path}": md5 for path, md5 in layers.loaded_code(root).items()})
+        # by path from the checkout that holds the code: a pipeline in its own folder
+        # (pipelines/tfd) runs the project's stages/ and src/, outside that folder
+        code_root = root if (root / "src").is_dir() else repository.project(root)
+        tags.update({f"{MD5_TAG}{path}": md5 for path, md5 in layers.loaded_code(code_root).items()})
     return tags
 
 
