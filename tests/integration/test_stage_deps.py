@@ -1,8 +1,12 @@
 """Stage dependencies by layer, checked by running each stage script as DVC does, and a published
 generator's training code compared with HEAD's through git (advnets.provenance.layers)."""
 
+import json
 import shutil
+import subprocess
 from pathlib import Path
+
+import yaml
 
 from advnets.provenance import layers
 from conftest import REPO, dvc_stages, imported_modules
@@ -80,3 +84,17 @@ def subprocess_out(root: Path, *args: str) -> str:
     import subprocess
 
     return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_the_generator_is_declared_a_dvc_model_artifact_of_the_train_stage():
+    """DVC's model registry sees the generator: an `artifacts:` entry of type model, on a file the
+    train stage writes, named as MLflow registers the same file."""
+    from advnets.provenance.logged_model import REGISTERED_NAME
+
+    declared = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    artifact = declared["artifacts"]["mnist-generator"]
+    assert artifact["type"] == "model" and artifact["meta"]["mlflow_registered_model"] == REGISTERED_NAME
+    outs = [next(iter(out)) if isinstance(out, dict) else out for out in declared["stages"]["train"]["outs"]]
+    assert artifact["path"] in outs
+    listed = subprocess.run(["dvc", "ls", "--json", str(REPO), "models"], capture_output=True, text=True, check=True)
+    assert "generator.pt" in {entry["path"] for entry in json.loads(listed.stdout)}

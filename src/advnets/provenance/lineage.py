@@ -245,8 +245,8 @@ def _stale(root: Path, locked: dict[str, Any], pipeline: str = "") -> tuple[list
                         cause = CODE_CHANGED if layers.is_code(path) else INPUT_DIFFERS
                         found = repository.content_md5(here, path, locked_md5s) if not layers.is_code(path) else None
                         problems.append(Mismatch(cause, path, None, found, f"{path}: {state} since stage {stage} ran"))
-    notes = [f"{path}: not in this workspace (DVC-cached; `{_dvc(pipeline)} pull` or `{_repro(pipeline)}` brings it)"
-             for path in sorted(absent)]
+    notes = [f"{path}: not in this workspace (DVC-cached, not in git: `{_repro(pipeline)}` makes it, or "
+             f"`{_dvc(pipeline)} pull` from a DVC remote if one is set)" for path in sorted(absent)]
     return problems, notes
 
 
@@ -469,6 +469,13 @@ def format_verdict(lineage: Lineage) -> list[str]:
         for cause, paths in v["by_cause"].items():
             shown = ", ".join(paths[:6]) + (f" and {len(paths) - 6} more" if len(paths) > 6 else "")
             lines.append(f"  {cause} ({len(paths)}): {shown}")
+    by_commit: dict[str, list[str]] = {}
+    for stage in lineage.stages:
+        for out in stage.outputs:
+            by_commit.setdefault(out.locked_at or "no commit (dvc.lock not committed)", []).append(out.path)
+    if by_commit:
+        lines.append("Each output's content entered dvc.lock at:")
+        lines += [f"  {commit}: {', '.join(paths)}" for commit, paths in by_commit.items()]
     if v["not_checked"]:
         lines.append("Not checked here:")
         lines += [f"  {note}" for note in v["not_checked"]]
