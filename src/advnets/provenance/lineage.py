@@ -283,7 +283,7 @@ def _param_changes(stage: str, path: str, reported: dict[str, str], was: dict, n
 
 def _locked_at(root: Path, lock: str, md5: str) -> str | None:
     """The first commit whose `lock` file records this md5: when the content entered the record."""
-    done = subprocess.run(["git", "log", "--reverse", "--format=%h", f"-S{md5}", "--", lock], check=False,
+    done = subprocess.run(["git", "log", "--all", "--reverse", "--format=%h", f"-S{md5}", "--", lock], check=False,
                           cwd=root, capture_output=True, text=True)
     return next(iter(done.stdout.split()), None) if done.returncode == 0 else None
 
