@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import glob
 import hashlib
 import io
 import os
@@ -15,12 +16,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+class DiskFullError(OSError):
+    """An output could not be written for want of space: names the folder and what is free."""
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path in target's folder; on success it replaces target, else vanishes."""
+    """Yield a temporary path in target's folder; on success it replaces target, else vanishes.
+    The temporary file's name carries this process's id (.NAME.PID.XXXX.tmp): one that a killed
+    process left behind is removed by the next write of the same target."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    remove_litter(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
@@ -30,8 +38,55 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
             os.fsync(f.fileno())
         os.replace(tmp_path, target)
         _fsync_folder(target.parent)
+    except Exception as exc:
+        if _disk_full(exc, target.parent):
+            free = shutil.disk_usage(target.parent).free
+            raise DiskFullError(errno.ENOSPC, f"no space left to write {target} ({_size(free)} free on its device); "
+                                "free some space and run again: nothing was replaced") from exc
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def remove_litter(target: Path) -> list[Path]:
+    """Remove the temporary files of target that a process which has since died left behind."""
+    removed = []
+    for tmp in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        pid = tmp.name.removeprefix(f".{target.name}.").split(".")[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (one we may not signal runs too)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _disk_full(exc: BaseException, folder: Path) -> bool:
+    """A write failed for want of space: ENOSPC or EDQUOT, or a library's own error (torch.save
+    reports "basic_ios::clear: iostream error") while the folder's device has next to nothing free."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    try:
+        return not isinstance(exc, OSError) and shutil.disk_usage(folder).free < 1 << 20
+    except OSError:
+        return False
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} bytes"
 
 
 def _fsync_folder(folder: Path) -> None:

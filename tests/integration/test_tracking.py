@@ -191,3 +191,19 @@ def test_experiments_are_of_the_model_training_kind_so_the_ui_opens_on_their_run
     assert tracking.experiment_id("made-before-the-tag", tmp_path) == older
     for experiment in (new, older):
         assert store.get_experiment(experiment).tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_a_run_whose_process_died_is_marked_killed_by_the_next_stage_and_a_live_ones_is_not(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    experiment = tracking.experiment_id("advnets-test", tmp_path)
+    store = tracking.client(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    host = tracking.owner().rpartition(":")[0]
+    dead = store.create_run(experiment, tags={tracking.OWNER_TAG: f"{host}:{gone.stdout.strip()}"}).info.run_id
+    alive = store.create_run(experiment, tags={tracking.OWNER_TAG: tracking.owner()}).info.run_id
+    elsewhere = store.create_run(experiment, tags={tracking.OWNER_TAG: f"another-machine:{gone.stdout.strip()}"}).info.run_id
+    assert tracking.experiment_id("advnets-test", tmp_path) == experiment  # what every stage does first
+    assert [store.get_run(r).info.status for r in (dead, alive, elsewhere)] == ["KILLED", "RUNNING", "RUNNING"]
+    assert f"MLflow run {dead} " in capsys.readouterr().out

@@ -168,3 +168,30 @@ def assert_the_generator_is_a_registered_model(root, client, run):
     with torch.no_grad():
         expected = load_generator(root / "models" / "generator.pt", params.model)(z).numpy()
     np.testing.assert_allclose(np.load(root.parent / "images.npy"), expected, rtol=0, atol=1e-6)
+
+
+def test_a_training_killed_before_its_first_checkpoint_leaves_no_run_running(pipeline, empty_mlflow_store):
+    """kill -9 gives a process no chance to end its MLflow run: the next stage to open the
+    experiment sees its process gone and marks the run KILLED."""
+    shutil.copy(empty_mlflow_store, pipeline.root / "mlflow.db")
+    pipeline.set_params(**{**TINY_PIPELINE, "train": {**TINY_PIPELINE["train"], "epochs": 50, "batches_per_epoch": None}})
+    pipeline.repro("download")
+    record = pipeline.root / "models" / "mlflow-run.json"
+    repro = subprocess.Popen(["dvc", "repro", "train"], cwd=pipeline.root, env=pipeline.env, start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not record.exists():
+        assert repro.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(repro.pid, signal.SIGKILL)
+    repro.wait(timeout=60)
+    killed = json.loads(record.read_text())["run_id"]
+    client = mlflow.MlflowClient(f"sqlite:///{pipeline.root / 'mlflow.db'}")
+    assert client.get_run(killed).info.status == "RUNNING"  # what kill -9 leaves
+    (pipeline.root / "models" / "checkpoint.pt").unlink(missing_ok=True)  # killed before it, as the test says
+
+    pipeline.set_params(train={"epochs": 1, "batches_per_epoch": 4})
+    rerun = pipeline.repro("train")
+    assert f"MLflow run {killed} " in rerun and "marked KILLED" in rerun
+    assert client.get_run(killed).info.status == "KILLED"
+    assert not client.search_runs([client.get_run(killed).info.experiment_id], "attributes.status = 'RUNNING'")

@@ -1,10 +1,11 @@
 import errno
 import os
+import shutil
 import stat
 
 import pytest
 
-from advnets.atomic import atomic_path, replace_dir, write_text
+from advnets.atomic import DiskFullError, atomic_path, replace_dir, write_text
 
 
 def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
@@ -59,3 +60,28 @@ def test_a_folder_that_cannot_be_synced_does_not_fail_the_write(tmp_path, monkey
     monkeypatch.setattr(os, refused, open_files_only if refused == "open" else fsync_files_only)
     write_text(tmp_path / "out.txt", "new")
     assert (tmp_path / "out.txt").read_text() == "new"
+
+
+def test_a_temporary_file_left_by_a_dead_process_is_removed_by_the_next_write(tmp_path):
+    target = tmp_path / "checkpoint.pt"
+    dead = tmp_path / ".checkpoint.pt.999999999.abcd.tmp"  # no process has this id
+    mine = tmp_path / f".checkpoint.pt.{os.getpid()}.efgh.tmp"  # a write of this process, under way
+    unknown = tmp_path / ".checkpoint.pt.abcd.tmp"  # no process id in its name: not ours to judge
+    other = tmp_path / ".other.pt.999999999.abcd.tmp"
+    for path in (dead, mine, unknown, other):
+        path.write_text("partial")
+    write_text(target, "whole")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, mine.name, unknown.name, other.name])
+
+
+@pytest.mark.parametrize("failure", [OSError(errno.ENOSPC, "No space left on device"),
+                                     RuntimeError("basic_ios::clear: iostream error")])  # torch.save's
+def test_a_full_disk_is_said_so_naming_the_file_and_the_free_space(tmp_path, monkeypatch, failure):
+    target = tmp_path / "out.pt"
+    write_text(target, "old")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10 << 30, 10 << 30, 4096))
+    full = rf"no space left to write {target} \(4\.0 KiB free on its device\)"
+    with pytest.raises(DiskFullError, match=full), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise failure
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["out.pt"]

@@ -16,8 +16,10 @@ INTERRUPTED = 130  # the shell's exit status for a process ended by SIGINT (128 
 
 
 def run_stage(name: str, main: Callable[[], None]) -> None:
-    """Run a stage's main(); an AdvnetsError ends it with its message and exit code 1, Ctrl-C with
-    one line saying what was kept and how to go on (its MLflow run is marked KILLED on the way)."""
+    """Run a stage's main(); a fault the user can act on ends it with one line and exit code 1
+    (an AdvnetsError: its message; a file that cannot be written, a full disk; the MLflow store
+    refusing or failing), Ctrl-C with one line saying what was kept and how to go on (its MLflow
+    run is marked KILLED on the way). Anything else is a bug: its traceback is kept."""
     try:
         main()
     except AdvnetsError as exc:
@@ -26,3 +28,39 @@ def run_stage(name: str, main: Callable[[], None]) -> None:
         kept = ON_INTERRUPT.get(name, "the stages that finished before it keep their outputs; `dvc repro` runs it again")
         print(f"{name}: interrupted; {kept}", file=sys.stderr, flush=True)
         sys.exit(INTERRUPTED)
+    except OSError as exc:
+        sys.exit(f"{name}: error: {_os_error(exc)}")
+    except Exception as exc:
+        store = _store_error(exc)
+        if store is None:
+            raise
+        sys.exit(f"{name}: error: {store}")
+
+
+def _os_error(exc: OSError) -> str:
+    if exc.filename is None:
+        return str(exc.strerror or exc)
+    return f"{exc.strerror or exc}: {exc.filename}"
+
+
+def _store_error(exc: Exception) -> str | None:
+    """One line for a fault of the MLflow store (read-only, corrupt, unreachable), or None."""
+    mlflow, sqlalchemy = sys.modules.get("mlflow"), sys.modules.get("sqlalchemy.exc")
+    if mlflow is not None and isinstance(exc, mlflow.exceptions.MlflowException):
+        message = str(exc.message)
+    elif sqlalchemy is not None and isinstance(exc, sqlalchemy.SQLAlchemyError):  # e.g. not a database at all
+        message = str(exc.orig if getattr(exc, "orig", None) is not None else exc)
+    else:
+        return None
+    uri = mlflow.get_tracking_uri() if mlflow is not None else "?"
+    message = " ".join(message.split())
+    if len(message) > 300:
+        message = message[:300] + "..."
+    patience = ""
+    if uri.startswith(("http://", "https://")):
+        import os
+
+        patience = (f" (gave up after {os.environ.get('MLFLOW_HTTP_REQUEST_MAX_RETRIES', '?')} retries of "
+                    f"{os.environ.get('MLFLOW_HTTP_REQUEST_TIMEOUT', '?')} s each: MLFLOW_HTTP_REQUEST_MAX_RETRIES, "
+                    "MLFLOW_HTTP_REQUEST_TIMEOUT)")
+    return f"the MLflow store at {uri} failed{patience}: {message}"

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import re
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from mlflow.data.http_dataset_source import HTTPDatasetSource
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import Metric, Param
 
-from advnets.atomic import write_text
+from advnets.atomic import process_alive, write_text
 from advnets.params import changes_results, param_strings
 from advnets.provenance import layers, repository
 
@@ -88,11 +89,21 @@ def missing_store(uri: str) -> bool:
     return path is not None and not path.is_file()
 
 
+# A server that does not answer: MLflow's own defaults (120 s a request, 7 retries with backoff)
+# leave a stage silent for minutes before it fails. Ours fail in well under a minute, before any
+# compute; the user's own settings win.
+HTTP_PATIENCE = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "10", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+                 "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+
+
 def use_store(root: Path) -> str:
     """Point MLflow at the project's store (the user's MLFLOW_TRACKING_URI wins); returns its URI."""
     global _uri_set_here
     user = user_tracking_uri()
     uri = user or tracking_uri(root)
+    if uri.startswith(("http://", "https://")):
+        for key, value in HTTP_PATIENCE.items():
+            os.environ.setdefault(key, value)
     mlflow.set_tracking_uri(uri)
     _uri_set_here = None if user else uri  # a user's URI stays the user's on the next call
     return uri
@@ -120,16 +131,40 @@ def client(uri: str | None = None) -> mlflow.MlflowClient:
 
 def experiment_id(name: str, root: Path) -> str:
     """Point MLflow at the store and open it; the experiment's id, created with an absolute
-    artifact folder beside our embedded store (a user's own server decides its artifact store)."""
+    artifact folder beside our embedded store (a user's own server decides its artifact store).
+    Runs of it that a process now dead left RUNNING are marked KILLED on the way."""
     own_store = user_tracking_uri() is None
     with store_lock(use_store(root)):
         existing = mlflow.get_experiment_by_name(name)  # opens the store: MLflow creates its tables
         if existing is not None:
             if existing.tags.get(EXPERIMENT_KIND_TAG) is None:  # made before we set it
                 mlflow.MlflowClient().set_experiment_tag(existing.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+            end_dead_runs(mlflow.MlflowClient(), existing.experiment_id)
             return existing.experiment_id
         location = (root / "mlartifacts").resolve().as_uri() if own_store else None
         return mlflow.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+
+
+OWNER_TAG = "advnets.process"  # host:pid of the process running the run, so that a dead one's run can be ended
+
+
+def owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def end_dead_runs(store: mlflow.MlflowClient, experiment: str) -> list[str]:
+    """Mark KILLED each RUNNING run of the experiment whose process, on this machine, is gone (a
+    kill -9, a power cut): MLflow would show it running forever. A run of another machine, or of
+    a process still alive (a queued experiment's worker), is left alone. Returns their ids."""
+    host, ended = socket.gethostname(), []
+    for run in store.search_runs([experiment], "attributes.status = 'RUNNING'", max_results=1000):
+        where, _, pid = run.data.tags.get(OWNER_TAG, "").rpartition(":")
+        if where == host and pid.isdigit() and not process_alive(int(pid)):
+            store.set_terminated(run.info.run_id, "KILLED")
+            ended.append(run.info.run_id)
+            print(f"warning: MLflow run {run.info.run_id} ({run.info.run_name}) was left RUNNING by process {pid}, "
+                  "which has ended: marked KILLED")
+    return ended
 
 
 # MLflow 3's UI opens an experiment by its kind: without this tag it may show the GenAI "Traces"
@@ -320,7 +355,8 @@ def record_stage(
             metrics=[Metric(k, v, now, 0) for k, v in (headline or {}).items()],
             params=[Param(k, v) for k, v in values.items() if k not in logged],
         )
-    tags = {"mlflow.parentRunId": parent_id, **lineage_tags(workspace(), stage, pipeline=pipeline)}
+    end_dead_runs(store, parent.info.experiment_id)
+    tags = {"mlflow.parentRunId": parent_id, OWNER_TAG: owner(), **lineage_tags(workspace(), stage, pipeline=pipeline)}
     child = store.create_run(parent.info.experiment_id, run_name=stage, tags=tags)
     if not on_parent:
         print(f"warning: so this {stage} result, made with other params than run {parent_id} holds, is logged "
@@ -359,7 +395,7 @@ def record_toy(experiment: str, read: dict[str, Any], checks: dict[str, Any], cu
     root = repo_root()
     with mlflow.start_run(experiment_id=experiment_id(experiment, root), run_name="toy-1d"), _killed_on_interrupt():
         log_flat_params(read)
-        mlflow.set_tags(lineage_tags(workspace(), "toy"))
+        mlflow.set_tags({OWNER_TAG: owner(), **lineage_tags(workspace(), "toy")})
         flat_checks = {
             f"{group}.{key}" if isinstance(values, dict) else group: value
             for group, values in checks.items()

@@ -140,7 +140,8 @@ def _start_run(run_id: str | None, experiment: str, name: str, saved: Path | Non
     """A new MLflow run, or the one the checkpoint continues: refused with the way out if the store
     no longer has it (deleted, or another tracking URI)."""
     try:
-        return mlflow.start_run(run_id=run_id, experiment_id=experiment, run_name=name)
+        return mlflow.start_run(run_id=run_id, experiment_id=experiment, run_name=name,
+                                tags={tracking.OWNER_TAG: tracking.owner()})  # from its first moment
     except mlflow.exceptions.MlflowException as exc:
         if run_id is None:
             raise

@@ -1,0 +1,46 @@
+"""A stage's faults end in one line (advnets.pipeline.stage.run_stage), never a traceback, except a bug's."""
+
+import errno
+
+import mlflow
+import pytest
+
+from advnets.atomic import DiskFullError
+from advnets.errors import AdvnetsError
+from advnets.pipeline.stage import INTERRUPTED, run_stage
+
+pytestmark = pytest.mark.unit
+
+
+def raising(error: BaseException):
+    def main():
+        raise error
+
+    return main
+
+
+@pytest.mark.parametrize(("error", "line"), [
+    (AdvnetsError("data/mnist is missing"), "sample: error: data/mnist is missing"),
+    (OSError(errno.EACCES, "Permission denied", "models/generator.pt"), "sample: error: Permission denied: models/generator.pt"),
+    (DiskFullError(errno.ENOSPC, "no space left to write models/x.pt (4.0 KiB free on its device)"),
+     "sample: error: no space left to write models/x.pt (4.0 KiB free on its device)"),
+    (mlflow.exceptions.MlflowException("(sqlite3.OperationalError) attempt to write a readonly\n database"),
+     "sample: error: the MLflow store at {uri} failed: (sqlite3.OperationalError) attempt to write a readonly database"),
+])
+def test_a_fault_the_user_can_act_on_ends_the_stage_with_one_line(error, line):
+    with pytest.raises(SystemExit) as ended:
+        run_stage("sample", raising(error))
+    assert ended.value.code == line.format(uri=mlflow.get_tracking_uri())
+
+
+def test_ctrl_c_ends_with_what_was_kept_and_the_interrupted_status(capsys):
+    with pytest.raises(SystemExit) as ended:
+        run_stage("train", raising(KeyboardInterrupt()))
+    assert ended.value.code == INTERRUPTED == 130
+    assert capsys.readouterr().err == (
+        "train: interrupted; the checkpoint of the last finished epoch is kept; `dvc repro` resumes training from it\n")
+
+
+def test_a_bug_keeps_its_traceback():
+    with pytest.raises(ZeroDivisionError):
+        run_stage("sample", raising(ZeroDivisionError("a bug")))
