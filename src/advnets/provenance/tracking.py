@@ -142,7 +142,13 @@ def experiment_id(name: str, root: Path) -> str:
             end_dead_runs(mlflow.MlflowClient(), existing.experiment_id)
             return existing.experiment_id
         location = (root / "mlartifacts").resolve().as_uri() if own_store else None
-        return mlflow.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+        try:
+            return mlflow.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+        except mlflow.exceptions.MlflowException as exc:
+            # a server has no file lock: another process may have created it since we looked
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS" or mlflow.get_experiment_by_name(name) is None:
+                raise
+            return mlflow.get_experiment_by_name(name).experiment_id
 
 
 OWNER_TAG = "advnets.process"  # host:pid of the process running the run, so that a dead one's run can be ended
