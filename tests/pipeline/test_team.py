@@ -138,3 +138,50 @@ def test_four_trainings_log_to_the_server_at_once_and_lose_no_metric_step(tracki
     found = sum(len(steps) for steps in rows.values())
     print(f"4 concurrent trainings: {found} per-epoch metric rows found, {4 * len(keys) * epochs} expected")
     assert found == 4 * len(keys) * epochs
+
+
+def test_experiments_made_on_two_machines_meet_in_a_third_through_git_a_dvc_remote_and_the_server(
+        tracking_server, tmp_path, mnist_mirror):
+    """Two clones stand for two machines, a bare repository for the lab's git server, a folder for
+    the DVC remote: each runs a queued experiment and pushes it; a third clone pulls both, applies
+    one, and its lineage matches the run on the server."""
+    lab_git, storage = tmp_path / "lab.git", tmp_path / "dvc-storage"
+    origin = tiny_repo(tmp_path / "origin", mnist_mirror, tracking_server)
+    origin.run("dvc", "remote", "add", "-d", "lab", str(storage))
+    origin.run("git", "add", ".dvc/config")
+    origin.run("git", *GIT_USER, "commit", "-qm", "the lab's DVC remote")
+    subprocess.run(["git", "clone", "-q", "--bare", str(origin.root), str(lab_git)], check=True)
+
+    def clone(name: str) -> PipelineCopy:
+        subprocess.run(["git", "clone", "-q", str(lab_git), str(tmp_path / name)], check=True)
+        repo = PipelineCopy.__new__(PipelineCopy)
+        repo.root, repo.env = tmp_path / name, dict(origin.env)
+        return repo
+
+    made = {}
+    for name, seed in (("machine-a", 1), ("machine-b", 2)):
+        repo = clone(name)
+        repo.run("dvc", "exp", "run", "--queue", "-S", f"train.seed={seed}", "--name", f"seed-{seed}-{name}")
+        with open(repo.root.parent / f"{name}-queue.log", "w") as log:
+            subprocess.run(["dvc", "queue", "start"], cwd=repo.root, env=repo.env, stdout=log, stderr=log, check=True)
+        deadline = time.monotonic() + 600
+        while "Queued" in (status := repo.run("dvc", "queue", "status").stdout) or "Running" in status:
+            assert time.monotonic() < deadline, status
+            time.sleep(3)
+        assert "Success" in status, status
+        repo.run("dvc", "exp", "push", "origin", f"seed-{seed}-{name}")  # git refs to the lab, data to its remote
+        made[seed] = f"seed-{seed}-{name}"
+
+    third = clone("machine-c")
+    for exp in made.values():
+        third.run("dvc", "exp", "pull", "origin", exp)
+    shown = third.run("dvc", "exp", "show", "--json").stdout
+    assert all(exp in shown for exp in made.values())
+    third.run("dvc", "exp", "apply", made[2])
+    third.run("dvc", "checkout")
+    assert "up to date" in third.run("dvc", "status").stdout
+    lineage = third.run("advnets", "lineage")
+    assert lineage.stdout.startswith("PASS: ") and " MLflow runs checked" in lineage.stdout.splitlines()[0]
+    run_id = json.loads((third.root / "models" / "mlflow-run.json").read_text())["run_id"]
+    run = mlflow.MlflowClient(tracking_server).get_run(run_id)
+    assert run.data.params["train.seed"] == "2" and run.data.tags["DVC_EXP_NAME"] == made[2]
