@@ -10,7 +10,9 @@ import glob
 import hashlib
 import io
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +30,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_litter(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{_WRITER}_{os.getpid()}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
@@ -48,12 +50,17 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+_WRITER = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())  # this machine, in temporary files' names
+
+
 def remove_litter(target: Path) -> list[Path]:
-    """Remove the temporary files of target that a process which has since died left behind."""
+    """Remove the temporary files of target that a process of this machine, since dead, left
+    behind (another machine's, in a shared folder, may still be writing)."""
+    mine = re.compile(rf"\.{re.escape(target.name)}\.{re.escape(_WRITER)}_(\d+)\.[A-Za-z0-9_]+\.tmp")
     removed = []
     for tmp in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
-        pid = tmp.name.removeprefix(f".{target.name}.").split(".")[0]
-        if pid.isdigit() and not process_alive(int(pid)):
+        match = mine.fullmatch(tmp.name)
+        if match and not process_alive(int(match[1])):
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed
@@ -75,8 +82,10 @@ def _disk_full(exc: BaseException, folder: Path) -> bool:
     reports "basic_ios::clear: iostream error") while the folder's device has next to nothing free."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
+    if not (isinstance(exc, RuntimeError) and "iostream error" in str(exc)):
+        return False
     try:
-        return not isinstance(exc, OSError) and shutil.disk_usage(folder).free < 1 << 20
+        return shutil.disk_usage(folder).free < 1 << 20
     except OSError:
         return False
 

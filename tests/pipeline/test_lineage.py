@@ -126,6 +126,19 @@ def test_lineage_names_a_hand_edited_metrics_file(repo):
     assert lineage(repo).returncode == 0
 
 
+def test_lineage_fails_on_a_deleted_code_file_rather_than_calling_it_absent(repo):
+    path = repo.root / "stages" / "sample.py"
+    original = path.read_bytes()
+    path.unlink()
+    try:
+        result = lineage(repo, "--json")
+    finally:
+        path.write_bytes(original)
+    report = json.loads(result.stdout)
+    assert result.returncode == 1 and "stages/sample.py" in report["verdict"]["by_cause"]["code changed since the lock"]
+    assert not any("stages/sample.py" in note for note in report["verdict"]["not_checked"])
+
+
 def test_lineage_names_a_training_param_changed_without_a_repro(repo):
     with restored(repo, "params.yaml"):
         repo.set_params(train={"lr": 0.05})

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from advnets.atomic import DiskFullError, atomic_path, replace_dir, write_text
+from advnets.atomic import _WRITER, DiskFullError, atomic_path, replace_dir, write_text
 
 
 def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
@@ -64,14 +64,18 @@ def test_a_folder_that_cannot_be_synced_does_not_fail_the_write(tmp_path, monkey
 
 def test_a_temporary_file_left_by_a_dead_process_is_removed_by_the_next_write(tmp_path):
     target = tmp_path / "checkpoint.pt"
-    dead = tmp_path / ".checkpoint.pt.999999999.abcd.tmp"  # no process has this id
-    mine = tmp_path / f".checkpoint.pt.{os.getpid()}.efgh.tmp"  # a write of this process, under way
-    unknown = tmp_path / ".checkpoint.pt.abcd.tmp"  # no process id in its name: not ours to judge
-    other = tmp_path / ".other.pt.999999999.abcd.tmp"
-    for path in (dead, mine, unknown, other):
+    host = _WRITER
+    dead = tmp_path / f".checkpoint.pt.{host}_999999999.abcd1234.tmp"  # no process has this id
+    mine = tmp_path / f".checkpoint.pt.{host}_{os.getpid()}.efgh5678.tmp"  # a write of this process, under way
+    elsewhere = tmp_path / ".checkpoint.pt.another-machine_999999999.abcd1234.tmp"  # may still be writing
+    unknown = tmp_path / ".checkpoint.pt.abcd.tmp"  # no writer in its name: not ours to judge
+    longer = tmp_path / f".checkpoint.pt.5.{host}_999999999.abcd1234.tmp"  # target checkpoint.pt.5's
+    other = tmp_path / f".other.pt.{host}_999999999.abcd1234.tmp"
+    for path in (dead, mine, elsewhere, unknown, longer, other):
         path.write_text("partial")
     write_text(target, "whole")
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, mine.name, unknown.name, other.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        p.name for p in (target, mine, elsewhere, unknown, longer, other))
 
 
 @pytest.mark.parametrize("failure", [OSError(errno.ENOSPC, "No space left on device"),

@@ -44,3 +44,6 @@ def test_ctrl_c_ends_with_what_was_kept_and_the_interrupted_status(capsys):
 def test_a_bug_keeps_its_traceback():
     with pytest.raises(ZeroDivisionError):
         run_stage("sample", raising(ZeroDivisionError("a bug")))
+    refused = mlflow.exceptions.MlflowException("Invalid value for param", error_code="INVALID_PARAMETER_VALUE")
+    with pytest.raises(mlflow.exceptions.MlflowException):  # a bad request is not the store's fault
+        run_stage("sample", raising(refused))

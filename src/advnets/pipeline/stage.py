@@ -43,21 +43,31 @@ def _os_error(exc: OSError) -> str:
     return f"{exc.strerror or exc}: {exc.filename}"
 
 
+# What marks an MLflow error as the store's fault (unreachable, read-only, not a database), not a bug.
+_UNREACHABLE = ("Max retries exceeded", "Failed to establish a new connection", "Connection refused",
+                "Read timed out", "TEMPORARILY_UNAVAILABLE")
+_STORE_BROKEN = ("OperationalError", "DatabaseError", "readonly database", "not a database", "disk I/O error")
+
+
 def _store_error(exc: Exception) -> str | None:
-    """One line for a fault of the MLflow store (read-only, corrupt, unreachable), or None."""
+    """One line for a fault of the MLflow store (read-only, corrupt, unreachable), or None: any
+    other MLflow error (a bad request, a bug) keeps its traceback."""
     mlflow, sqlalchemy = sys.modules.get("mlflow"), sys.modules.get("sqlalchemy.exc")
     if mlflow is not None and isinstance(exc, mlflow.exceptions.MlflowException):
-        message = str(exc.message)
-    elif sqlalchemy is not None and isinstance(exc, sqlalchemy.SQLAlchemyError):  # e.g. not a database at all
+        message = f"{exc.message} {exc.error_code}"
+    elif sqlalchemy is not None and isinstance(exc, (sqlalchemy.OperationalError, sqlalchemy.DatabaseError)):
         message = str(exc.orig if getattr(exc, "orig", None) is not None else exc)
     else:
         return None
+    unreachable = any(mark in message for mark in _UNREACHABLE)
+    if not unreachable and not any(mark in message for mark in _STORE_BROKEN):
+        return None
     uri = mlflow.get_tracking_uri() if mlflow is not None else "?"
-    message = " ".join(message.split())
+    message = " ".join(str(getattr(exc, "message", message)).split())
     if len(message) > 300:
         message = message[:300] + "..."
     patience = ""
-    if uri.startswith(("http://", "https://")):
+    if unreachable and uri.startswith(("http://", "https://")):
         import os
 
         patience = (f" (gave up after {os.environ.get('MLFLOW_HTTP_REQUEST_MAX_RETRIES', '?')} retries of "

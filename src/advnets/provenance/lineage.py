@@ -223,6 +223,7 @@ def _stale(root: Path, locked: dict[str, Any], pipeline: str = "") -> tuple[list
         status = repo.status(targets=[f"{here / 'dvc.yaml'}:{stage}" for stage in locked])
     locked_md5s = repository.locked_md5s(root, pipeline)
     problems, absent = [], set()
+    outputs = {out["path"] for entry in locked.values() for out in entry.get("outs", [])}
     for target, changes in status.items():
         stage = target.rpartition(":")[2]
         for change in changes:
@@ -235,8 +236,10 @@ def _stale(root: Path, locked: dict[str, Any], pipeline: str = "") -> tuple[list
                     if isinstance(state, dict):  # a params file: {"train": "modified", ...}
                         was = _locked_params(locked.get(stage, {}))
                         problems += _param_changes(stage, path, state, was, now, pipeline)
-                    elif state in ("deleted", "not in cache"):
-                        absent.add(path)
+                    elif state in ("deleted", "not in cache") and path in outputs and not (here / path).exists():
+                        absent.add(path)  # a DVC-cached output this workspace lacks (a fresh clone's)
+                    elif state == "not in cache" and path in outputs:
+                        continue  # on disk; only DVC's cache lacks it (its content is checked against runs)
                     elif kind == "changed outs":
                         message = f"{path}: " + _OUT_STATES.get(state, state + " (stage {stage})").format(stage=stage)
                         found = repository.content_md5(here, path, locked_md5s)
