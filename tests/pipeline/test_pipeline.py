@@ -82,11 +82,12 @@ def test_full_pipeline_with_a_tiny_config(pipeline, empty_mlflow_store):
     rerun = pipeline.repro()
     assert "Running stage 'parzen'" in rerun and "Running stage 'train'" not in rerun
     pipeline.set_params(data={"mirror": "/elsewhere"})  # read, but changes no output
-    assert "Running stage" not in pipeline.repro()
+    ran = [line for line in pipeline.repro().splitlines() if line.startswith("Running stage")]
+    assert ran == ["Running stage 'validate':"]  # it checks the whole file after any edit
     pipeline.set_params(train={"seed": 1})  # each stage lists only the params it reads
     status = json.loads(pipeline.run("dvc", "status", "--json").stdout)
     stale = {stage: changes for stage, changes in status.items() if ":" not in stage}  # the root's stages
-    assert set(stale) == {"train", "report"}  # not toy: its model and seed are its own
+    assert set(stale) == {"validate", "train", "report"}  # not toy: its model and seed are its own
     assert {"changed deps": {"params.yaml": {"train": "modified"}}} in stale["train"]  # it lists the section
 
 
@@ -121,13 +122,16 @@ def test_ctrl_c_during_training_says_what_was_kept_marks_the_run_killed_and_dvc_
     output = repro.communicate(timeout=120)[0]
     assert repro.returncode != 0
     assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
-    assert "train: interrupted; the checkpoint of the last finished epoch is kept; `dvc repro` resumes training from it" in output
+    assert ("train: interrupted; its outputs are those of the last finished training; `dvc repro` resumes from the "
+            "last epoch it checkpointed, if it finished one") in output
     assert checkpoint.exists()
-    run_id = json.loads((pipeline.root / "models" / "mlflow-run.json").read_text())["run_id"]
+    assert not (pipeline.root / "models" / "mlflow-run.json").exists()  # an output: only a finished training's
+    assert not (pipeline.root / "metrics" / "train.json").exists()
+    saved = torch.load(checkpoint, weights_only=True)
+    run_id, done = saved["run_id"], len(saved["history"])  # the run it continues, the epochs it holds
     client = mlflow.MlflowClient(f"sqlite:///{pipeline.root / 'mlflow.db'}")
     assert client.get_run(run_id).info.status == "KILLED"
 
-    done = len((pipeline.root / "metrics" / "train_curve.csv").read_text().splitlines()) - 1  # epochs written
     pipeline.set_params(train={"epochs": done + 1})  # a changed length continues the same run
     resumed = pipeline.repro("train")
     assert "resuming from models/checkpoint.pt after epoch" in resumed
@@ -176,16 +180,17 @@ def test_a_training_killed_before_its_first_checkpoint_leaves_no_run_running(pip
     shutil.copy(empty_mlflow_store, pipeline.root / "mlflow.db")
     pipeline.set_params(**{**TINY_PIPELINE, "train": {**TINY_PIPELINE["train"], "epochs": 50, "batches_per_epoch": None}})
     pipeline.repro("download")
-    record = pipeline.root / "models" / "mlflow-run.json"
+    models = pipeline.root / "models"
     repro = subprocess.Popen(["dvc", "repro", "train"], cwd=pipeline.root, env=pipeline.env, start_new_session=True,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while not record.exists():
+    while not (staged := list(models.glob(".stage.*/mlflow-run.json"))):  # the record, held back with the outputs
         assert repro.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
     os.killpg(repro.pid, signal.SIGKILL)
     repro.wait(timeout=60)
-    killed = json.loads(record.read_text())["run_id"]
+    killed = json.loads(staged[0].read_text())["run_id"]
+    assert not (models / "mlflow-run.json").exists()
     client = mlflow.MlflowClient(f"sqlite:///{pipeline.root / 'mlflow.db'}")
     assert client.get_run(killed).info.status == "RUNNING"  # what kill -9 leaves
     (pipeline.root / "models" / "checkpoint.pt").unlink(missing_ok=True)  # killed before it, as the test says
@@ -195,3 +200,4 @@ def test_a_training_killed_before_its_first_checkpoint_leaves_no_run_running(pip
     assert f"MLflow run {killed} " in rerun and "marked KILLED" in rerun
     assert client.get_run(killed).info.status == "KILLED"
     assert not client.search_runs([client.get_run(killed).info.experiment_id], "attributes.status = 'RUNNING'")
+    assert not list(models.glob(".*"))  # the killed process's staging folder is gone

@@ -5,7 +5,10 @@ import stat
 
 import pytest
 
-from advnets.atomic import _WRITER, DiskFullError, atomic_path, replace_dir, write_text
+from advnets.atomic import (
+    _WRITER, DiskFullError, atomic_path, outputs_together, pending, remove_when_done, replace_dir, staged_dir,
+    write_text,
+)
 
 
 def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
@@ -89,3 +92,65 @@ def test_a_full_disk_is_said_so_naming_the_file_and_the_free_space(tmp_path, mon
         tmp.write_text("half")
         raise failure
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["out.pt"]
+
+
+def test_outputs_written_together_replace_the_old_ones_only_when_all_are_written(tmp_path):
+    a, b, checkpoint = tmp_path / "a.txt", tmp_path / "sub" / "b.txt", tmp_path / "checkpoint.pt"
+    write_text(a, "old a")
+    write_text(checkpoint, "epoch 3")
+    with outputs_together():
+        write_text(a, "new a")
+        write_text(b, "new b")
+        with atomic_path(checkpoint, now=True) as tmp:  # a checkpoint is on disk at once
+            tmp.write_text("epoch 4")
+        assert checkpoint.read_text() == "epoch 4"
+        assert a.read_text() == "old a" and not b.exists()
+        assert pending(a).read_text() == "new a" and pending(a).name == "a.txt"  # its own name: MLflow logs it so
+        remove_when_done(checkpoint)
+        assert checkpoint.exists()
+    assert a.read_text() == "new a" and b.read_text() == "new b" and not checkpoint.exists()
+    assert pending(a) == a
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["a.txt", "sub", "sub/b.txt"]
+
+
+def test_outputs_of_a_failed_block_are_dropped_and_the_old_ones_kept(tmp_path):
+    a, checkpoint = tmp_path / "a.txt", tmp_path / "checkpoint.pt"
+    write_text(a, "old a")
+    write_text(checkpoint, "epoch 3")
+    with pytest.raises(KeyboardInterrupt), outputs_together():
+        write_text(a, "new a")
+        with staged_dir(tmp_path / "data") as (_, out):
+            (out / "train.pt").write_text("x")
+        remove_when_done(checkpoint)
+        raise KeyboardInterrupt
+    assert a.read_text() == "old a" and checkpoint.read_text() == "epoch 3"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "checkpoint.pt"]
+
+
+def test_a_folder_written_together_with_files_replaces_the_old_one_at_the_end(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "old.pt").write_text("old")
+    with outputs_together():
+        with staged_dir(data) as (_, out):
+            (out / "new.pt").write_text("new")
+        assert [p.name for p in data.iterdir()] == ["old.pt"]
+    assert [p.name for p in data.iterdir()] == ["new.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_what_a_killed_process_left_staged_or_half_unpacked_is_removed_by_the_next(tmp_path):
+    dead = 2**22 + 12345  # above Linux's default pid_max: no such process
+    assert not os.path.exists(f"/proc/{dead}")
+    staging = tmp_path / f".stage.{_WRITER}_{dead}"
+    staging.mkdir()
+    (staging / "a.txt").write_text("never put in place")
+    scratch = tmp_path / f".data.{_WRITER}_{dead}.abcd1234.tmp"
+    (scratch / "out").mkdir(parents=True)
+    alive = tmp_path / f".stage.{_WRITER}_{os.getpid()}x"  # not this pattern: left alone
+    alive.mkdir()
+    with outputs_together():
+        write_text(tmp_path / "a.txt", "new")
+        with staged_dir(tmp_path / "data") as (_, out):
+            (out / "x").write_text("x")
+    assert not staging.exists() and not scratch.exists() and alive.exists()

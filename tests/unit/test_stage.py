@@ -5,7 +5,7 @@ import errno
 import mlflow
 import pytest
 
-from advnets.atomic import DiskFullError
+from advnets.atomic import DiskFullError, pending, write_text
 from advnets.errors import AdvnetsError
 from advnets.pipeline.stage import INTERRUPTED, run_stage
 
@@ -38,7 +38,35 @@ def test_ctrl_c_ends_with_what_was_kept_and_the_interrupted_status(capsys):
         run_stage("train", raising(KeyboardInterrupt()))
     assert ended.value.code == INTERRUPTED == 130
     assert capsys.readouterr().err == (
-        "train: interrupted; the checkpoint of the last finished epoch is kept; `dvc repro` resumes training from it\n")
+        "train: interrupted; its outputs are those of the last finished training; `dvc repro` resumes from the "
+        "last epoch it checkpointed, if it finished one\n")
+
+
+@pytest.mark.parametrize("error", [AdvnetsError("refused"), KeyboardInterrupt(), OSError(errno.EIO, "I/O error")])
+def test_a_stage_that_fails_leaves_its_previous_outputs(tmp_path, error):
+    out = tmp_path / "metrics" / "train.json"
+    write_text(out, "the last good run")
+
+    def main():
+        write_text(out, "half a run")
+        write_text(tmp_path / "models" / "generator.pt", "new")
+        raise error
+
+    with pytest.raises(SystemExit):
+        run_stage("train", main)
+    assert out.read_text() == "the last good run"
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["metrics", "metrics/train.json", "models"]
+
+
+def test_a_stage_that_succeeds_puts_all_its_outputs_in_place(tmp_path):
+    def main():
+        write_text(tmp_path / "a.json", "new")
+        assert not (tmp_path / "a.json").exists()  # held back until the stage has finished
+        assert pending(tmp_path / "a.json").read_text() == "new"
+
+    run_stage("train", main)
+    assert (tmp_path / "a.json").read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
 
 
 def test_a_bug_keeps_its_traceback():

@@ -40,7 +40,7 @@ def params_hash(params: dict[str, Any]) -> str:
 def save(path: Path, state: dict[str, Any], flat_params: dict[str, Any], extra: dict[str, Any]) -> None:
     kept = training_params(flat_params)
     payload = {"state": state, "params": kept, "params_hash": params_hash(kept), **extra}
-    with atomic_path(path) as tmp:
+    with atomic_path(path, now=True) as tmp:  # now: even inside a stage, whose outputs wait for its end
         torch.save(payload, tmp)
 
 

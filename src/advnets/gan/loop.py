@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from advnets.atomic import write_csv, write_text, write_torch
+from advnets.atomic import remove_when_done, write_csv, write_text, write_torch
 from advnets.gan import checkpoint
 from advnets.gan.collapse import D_WON_BELOW, d_has_won
 from advnets.gan.trainer import Trainer
@@ -160,7 +160,8 @@ def train(
         log.abort(run, error)
         raise
     if files.checkpoint:
-        files.checkpoint.unlink(missing_ok=True)
+        # In a stage, only once its outputs are in place: a kill before that resumes from here.
+        remove_when_done(files.checkpoint)
     return run
 
 

@@ -1,31 +1,36 @@
-"""What every DVC stage script shares: a clean exit on a user-facing error or an interruption."""
+"""What every DVC stage script shares: its outputs replace the previous ones together or not at
+all, and a clean exit on a user-facing error or an interruption."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
 
+from advnets.atomic import outputs_together
 from advnets.errors import AdvnetsError
 
-# What an interrupted stage keeps, and how it goes on (DVC removed the stage's outputs before it
-# ran; the stages that finished before it keep theirs, recorded in dvc.lock).
+# What an interrupted stage keeps, and how it goes on. Its outputs are those of its last good run
+# (DVC keeps them in place: `persist: true`; the stage replaces them only when it has finished).
 ON_INTERRUPT = {
-    "train": "the checkpoint of the last finished epoch is kept; `dvc repro` resumes training from it",
+    "train": "its outputs are those of the last finished training; `dvc repro` resumes from the last "
+             "epoch it checkpointed, if it finished one",
 }
 INTERRUPTED = 130  # the shell's exit status for a process ended by SIGINT (128 + 2)
 
 
 def run_stage(name: str, main: Callable[[], None]) -> None:
-    """Run a stage's main(); a fault the user can act on ends it with one line and exit code 1
-    (an AdvnetsError: its message; a file that cannot be written, a full disk; the MLflow store
-    refusing or failing), Ctrl-C with one line saying what was kept and how to go on (its MLflow
-    run is marked KILLED on the way). Anything else is a bug: its traceback is kept."""
+    """Run a stage's main(), its outputs held back until it succeeds (atomic.outputs_together: a
+    failed or killed stage leaves the previous ones). A fault the user can act on ends it with one
+    line and exit code 1 (an AdvnetsError: its message; a file that cannot be written, a full disk;
+    the MLflow store refusing or failing), Ctrl-C with one line saying what was kept and how to go
+    on (its MLflow run is marked KILLED on the way). Anything else is a bug: its traceback is kept."""
     try:
-        main()
+        with outputs_together():
+            main()
     except AdvnetsError as exc:
         sys.exit(f"{name}: error: {exc}")
     except KeyboardInterrupt:
-        kept = ON_INTERRUPT.get(name, "the stages that finished before it keep their outputs; `dvc repro` runs it again")
+        kept = ON_INTERRUPT.get(name, "its previous outputs are kept; `dvc repro` runs it again")
         print(f"{name}: interrupted; {kept}", file=sys.stderr, flush=True)
         sys.exit(INTERRUPTED)
     except OSError as exc:

@@ -5,6 +5,7 @@ fixed epochs) keep the last."""
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,22 +30,25 @@ DATA_SOURCE = "https://yann.lecun.com/exdb/mnist/"  # where MNIST comes from, fo
 
 
 @dataclass(frozen=True)
-class TrainOutputs:
+class TrainOutputs(TrainFiles):
+    """The loop's files (the checkpoint is no DVC output: removed once the outputs are in place),
+    and the record of the MLflow run."""
+
+    checkpoint: Path = Path("models/checkpoint.pt")
     generator: Path = Path("models/generator.pt")  # the nets of the epoch selected on validation data
     discriminator: Path = Path("models/discriminator.pt")
-    run_record: Path = Path("models/mlflow-run.json")
-    checkpoint: Path = Path("models/checkpoint.pt")  # not a DVC output: removed once training ends
     summary: Path = Path("metrics/train.json")
     curve: Path = Path("metrics/train_curve.csv")
     selection: Path = Path("metrics/selection.csv")
+    run_record: Path = Path("models/mlflow-run.json")
 
     @classmethod
     def of_gan(cls, gan: str) -> TrainOutputs:
         """A GAN of another dataset: models/<slug>/ and metrics/<slug>/ (slug: cifar10_fc ...)."""
         models, metrics = paths.models_dir(gan), Path("metrics") / slug(gan)
         return cls(
-            models / "generator.pt", models / "discriminator.pt", models / "mlflow-run.json",
-            models / "checkpoint.pt", metrics / "train.json", metrics / "train_curve.csv", metrics / "selection.csv",
+            models / "checkpoint.pt", models / "generator.pt", models / "discriminator.pt",
+            metrics / "train.json", metrics / "train_curve.csv", metrics / "selection.csv", models / "mlflow-run.json",
         )
 
 
@@ -133,11 +137,18 @@ def train_gan(
     out: TrainOutputs,
     on_epoch_end: Callable[[Trainer], None] | None = None,
 ) -> list[dict[str, float]]:
-    """Train job.gan to its train.epochs, resuming an interrupted run; returns the per-epoch rows."""
+    """Train job.gan to its train.epochs, resuming an interrupted run; returns the per-epoch rows.
+    A run that finished with these very params, code and data, whose outputs are in place, is not
+    repeated (the stage was killed after training ended, before DVC recorded it)."""
+    log = MlflowTrainingLog(job.run)
+    if not out.checkpoint.exists() and (done := log.finished_run([out.generator, out.discriminator, out.summary, out.curve])):
+        print(f"{out.generator} and the other outputs in place are those of MLflow run {done}, which finished "
+              f"training with these very params, code and data: not training again (to retrain, rm {out.run_record})")
+        with out.curve.open() as f:
+            return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(f)]
     trainer = Trainer(job.gan, job.train_images, job.valid_images, device, job.run.image_shape, job.pretrained)
-    files = TrainFiles(out.checkpoint, out.generator, out.discriminator, out.summary, out.curve, out.selection)
     run = loop.train(
-        trainer, job.gan.train.epochs, files, MlflowTrainingLog(job.run), job.run.flat_params,
+        trainer, job.gan.train.epochs, out, log, job.run.flat_params,
         selector=job.selector, on_epoch_end=on_epoch_end,
     )
     return run.history

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from advnets.atomic import md5_of
+from advnets.atomic import md5_of, pending
 
 
 def git_state(root: Path) -> dict[str, str]:
@@ -131,7 +131,7 @@ def locked_md5s(root: Path, pipeline: str = "") -> dict[str, str]:
 def content_md5(root: Path, path: str, locked: dict[str, str] | None = None) -> str | None:
     """A file's md5 (what DVC records for it); a folder's as dvc.lock records it (`locked`: that
     mapping, read once by a caller with many paths); None if unknown."""
-    target = root / path
+    target = pending(root / path)  # a stage's own output, written but not yet in place
     if target.is_file():
         return md5_of(target)
     if not target.is_dir():

@@ -19,7 +19,7 @@ from mlflow.data.http_dataset_source import HTTPDatasetSource
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import Metric, Param
 
-from advnets.atomic import process_alive, write_text
+from advnets.atomic import pending, process_alive, write_text
 from advnets.params import changes_results, param_strings
 from advnets.provenance import layers, repository
 
@@ -375,7 +375,7 @@ def record_stage(
             params=[Param(k, v) for k, v in values.items()],
         )
         for path in artifacts:
-            store.log_artifact(parent_id if on_parent else child.info.run_id, str(path), artifact_path=stage)
+            store.log_artifact(parent_id if on_parent else child.info.run_id, str(pending(path)), artifact_path=stage)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
@@ -411,4 +411,4 @@ def record_toy(experiment: str, read: dict[str, Any], checks: dict[str, Any], cu
         for row in curve:
             mlflow.log_metric("jsd", row["jsd"], step=int(row["step"]))
         for path in figures:
-            mlflow.log_artifact(path, artifact_path="figures")
+            mlflow.log_artifact(str(pending(path)), artifact_path="figures")

@@ -13,6 +13,7 @@ import mlflow
 import torch
 from torchvision.utils import make_grid
 
+from advnets.atomic import pending
 from advnets.gan import checkpoint
 from advnets.gan.loop import TrainingLog, TrainingRun
 from advnets.gan.sampling import for_display
@@ -82,7 +83,7 @@ class MlflowTrainingLog(TrainingLog):
         if run.selector is not None:
             mlflow.log_metrics({k: float(v) for k, v in run.selector.summary().items()})
         if run.files.generator:
-            mlflow.log_artifact(str(run.files.generator), artifact_path="model")
+            mlflow.log_artifact(str(pending(run.files.generator)), artifact_path="model")
         _log_resumable_params(self.run.info.run_id, self.what.flat_params)
         outs = tracking.file_tags(tracking.workspace(), self.what.stage, self.what.pipeline, files=("outs",))
         mlflow.set_tags(outs)
@@ -91,6 +92,38 @@ class MlflowTrainingLog(TrainingLog):
         if run.resumed_after is not None:  # train.epochs may have changed on the resume
             self._name(run, mlflow.get_run(self.run.info.run_id).data.tags)
         mlflow.end_run("FINISHED")
+
+    def finished_run(self, outputs: list[Path]) -> str | None:
+        """The FINISHED run whose outputs (the stage's in dvc.yaml, `outputs` at least) are all in
+        place, trained with these very params, code and data (a stage killed after its training
+        ended, before DVC recorded it: DVC runs it again, and it need not train again); None if
+        there is no such run."""
+        what, here = self.what, tracking.workspace()
+        if not what.run_record.is_file():
+            return None
+        try:
+            run = tracking.client().get_run(tracking.read_run_id(what.run_record))
+        except (mlflow.exceptions.MlflowException, ValueError, KeyError):
+            return None  # a record of another store, or none that can be read: train
+        if run.info.status != "FINISHED":
+            return None
+        logged, tags = run.data.params, run.data.tags
+        wanted = tracking.param_strings({**what.flat_params, **what.tracking_params})
+        if any(logged.get(key) != value for key, value in wanted.items()):
+            return None
+        outs = tracking.file_tags(here, what.stage, what.pipeline, files=("outs",))
+        declared = repository.stage_files(here, what.stage, what.pipeline)["outs"]
+        keys = {tracking.MD5_TAG + str(path) for path in [*declared, *(p.as_posix() for p in outputs)]}
+        if any(tags.get(key) is None or tags.get(key) != outs.get(key) for key in keys):
+            return None
+        deps = tracking.lineage_tags(here, what.stage, None, what.pipeline, files=("deps",))
+        code_root = here if (here / "src").is_dir() else repository.project(here)
+        for key, md5 in tags.items():
+            if key.startswith(tracking.MD5_TAG) and key not in outs:
+                path = key.removeprefix(tracking.MD5_TAG)
+                if deps.get(key, repository.content_md5(code_root, path)) != md5:
+                    return None
+        return run.info.run_id
 
     def abort(self, run: TrainingRun, error: BaseException) -> None:
         if self.run is not None and mlflow.active_run() is not None:
@@ -105,7 +138,7 @@ class MlflowTrainingLog(TrainingLog):
         example = sample_noise(2, ModelParams.model_validate(model), generator=torch.Generator().manual_seed(0)).numpy()
         tags = mlflow.get_run(self.run.info.run_id).data.tags
         lineage = {k: v for k, v in {**tags, **outs}.items() if k.startswith(("git.", "DVC_EXP_NAME", tracking.MD5_TAG + "models/generator"))}
-        logged_model.log_generator(run.files.generator, model, example, lineage)
+        logged_model.log_generator(pending(run.files.generator), model, example, lineage)
 
     def _name(self, run: TrainingRun, tags: dict[str, str]) -> None:
         """Name the run (unique: tracking.run_name) and describe what made it."""
