@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from advnets.atomic import md5_of, staged_dir
+from advnets.atomic import disk_full, md5_of, staged_dir
 from advnets.errors import AdvnetsError
 
 MIRROR_ENV = "ADVNETS_MNIST_MIRROR"
@@ -126,21 +126,28 @@ def _check_md5(path: Path, expected: str, actual: str) -> None:
 
 
 def decompress_verified(gz_path: Path, out_path: Path, expected_md5: str) -> None:
-    """Gunzip with a progress bar, checking the md5 of the decompressed content."""
+    """Gunzip with a progress bar, checking the md5 of the decompressed content. A file that
+    cannot be read is corrupt; one that cannot be written is the output's fault (a full disk)."""
     digest = hashlib.md5()
-    try:
-        with gzip.open(gz_path, "rb") as src, open(out_path, "wb") as dst, tqdm(
-            desc=f"decompress {gz_path.name}", unit="B", unit_scale=True, leave=False
-        ) as bar:
-            for block in iter(lambda: src.read(1 << 20), b""):
+    with open(out_path, "wb") as dst, tqdm(desc=f"decompress {gz_path.name}", unit="B", unit_scale=True, leave=False) as bar:
+        with gzip.open(gz_path, "rb") as src:
+            while True:
+                try:
+                    block = src.read(1 << 20)
+                except (OSError, EOFError, zlib.error) as exc:  # bad CRC, truncated stream, not gzip
+                    raise ChecksumError(
+                        f"{gz_path}: corrupt or truncated gzip ({exc}); md5 of content expected {expected_md5}, "
+                        "got none (unreadable)"
+                    ) from None
+                if not block:
+                    break
                 digest.update(block)
-                dst.write(block)
+                try:
+                    dst.write(block)
+                    dst.flush()
+                except OSError as exc:
+                    raise disk_full(exc, out_path) or exc
                 bar.update(len(block))
-    except (OSError, EOFError, zlib.error) as exc:  # bad CRC, truncated stream, not gzip
-        raise ChecksumError(
-            f"{gz_path}: corrupt or truncated gzip ({exc}); md5 of content expected {expected_md5}, "
-            "got none (unreadable)"
-        ) from None
     _check_md5(gz_path, expected_md5, digest.hexdigest())
 
 
