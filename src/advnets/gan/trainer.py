@@ -165,7 +165,7 @@ class Trainer:
             step = self.epoch * self.batches_per_epoch + (min(first) if first else self.batches_per_epoch)
             raise NonFiniteError(
                 f"NaN or Inf in a loss or weight at {where} epoch {self.epoch + 1} (global step "
-                f"{step}); training stopped, the last good checkpoint is kept"
+                f"{step}); training stopped (the checkpoint of the last finished epoch is kept, if it finished one)"
             )
 
     def parameters(self):
