@@ -77,6 +77,24 @@ def remove_litter(target: Path) -> list[Path]:
     return removed
 
 
+_LITTER = re.compile(rf"\.(?:.+\.{re.escape(_WRITER)}_(\d+)\.[A-Za-z0-9_]+\.tmp|stage\.{re.escape(_WRITER)}_(\d+))")
+
+
+def sweep(folder: str | Path) -> list[Path]:
+    """Remove, anywhere under folder, what a process of this machine that has since died left
+    half-done: temporary files, scratch folders, staging folders. A stage sweeps its output
+    folders as it starts, so a killed one's litter goes even when DVC finds nothing to rerun."""
+    removed = []
+    for parent, names, files in os.walk(folder):
+        for name in [*names, *files]:
+            match = _LITTER.fullmatch(name)
+            if match and not process_alive(int(match[1] or match[2])):
+                _remove(Path(parent) / name)
+                removed.append(Path(parent) / name)
+        names[:] = [name for name in names if not _LITTER.fullmatch(name)]
+    return removed
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
@@ -205,10 +223,16 @@ def disk_full(exc: BaseException, target: Path) -> DiskFullError | None:
 
 def _disk_full(exc: BaseException, folder: Path) -> bool:
     """A write failed for want of space: ENOSPC or EDQUOT, or a library's own error (torch.save
-    reports "basic_ios::clear: iostream error") while the folder's device has next to nothing free."""
+    reports "basic_ios::clear: iostream error" or "file write failed") while the folder's device has
+    next to nothing free."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
-    if not (isinstance(exc, RuntimeError) and "iostream error" in str(exc)):
+    chain = []  # torch.save's own error, or the one its writer raises on closing while handling it
+    while exc is not None and len(chain) < 5:
+        chain.append(exc)
+        exc = exc.__context__
+    marks = ("iostream error", "write failed")
+    if not any(isinstance(e, RuntimeError) and any(mark in str(e) for mark in marks) for e in chain):
         return False
     try:
         return shutil.disk_usage(folder).free < 1 << 20

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from advnets.atomic import outputs_together
+from advnets.atomic import outputs_together, sweep
 from advnets.errors import AdvnetsError
 
 # What an interrupted stage keeps, and how it goes on. Its outputs are those of its last good run
@@ -15,6 +15,7 @@ ON_INTERRUPT = {
     "train": "its outputs are those of the last finished training; `dvc repro` resumes from the last "
              "epoch it checkpointed, if it finished one",
 }
+OUTPUT_FOLDERS = ("data", "models", "metrics", "figures")  # where the stages write, under a pipeline's folder
 INTERRUPTED = 130  # the shell's exit status for a process ended by SIGINT (128 + 2)
 
 
@@ -24,6 +25,8 @@ def run_stage(name: str, main: Callable[[], None]) -> None:
     line and exit code 1 (an AdvnetsError: its message; a file that cannot be written, a full disk;
     the MLflow store refusing or failing), Ctrl-C with one line saying what was kept and how to go
     on (its MLflow run is marked KILLED on the way). Anything else is a bug: its traceback is kept."""
+    for folder in OUTPUT_FOLDERS:
+        sweep(folder)  # what a killed run of any stage left
     try:
         with outputs_together():
             main()
@@ -51,7 +54,7 @@ def _os_error(exc: OSError) -> str:
 # What marks an MLflow error as the store's fault (unreachable, read-only, not a database), not a bug.
 _UNREACHABLE = ("Max retries exceeded", "Failed to establish a new connection", "Connection refused",
                 "Read timed out", "TEMPORARILY_UNAVAILABLE")
-_STORE_BROKEN = ("OperationalError", "DatabaseError", "readonly database", "not a database", "disk I/O error")
+_STORE_BROKEN = ("OperationalError", "DatabaseError", "readonly database", "not a database", "disk I/O error", "malformed")
 
 
 def _store_error(exc: Exception) -> str | None:
