@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from advnets.errors import AdvnetsError
 
@@ -93,11 +93,13 @@ class StepParams(_Section):
     device: Literal["auto", "cpu", "cuda"]
     grid_every: PositiveInt
 
-    @model_validator(mode="after")
-    def _floor_below_start(self) -> StepParams:
-        if self.lr_min > self.lr:
-            raise ValueError(f"lr_min must be <= lr (the floor of the decay), got {self.lr_min} > {self.lr}")
-        return self
+    @field_validator("lr_min")
+    @classmethod
+    def _floor_below_start(cls, lr_min: float, info: ValidationInfo) -> float:
+        lr = info.data.get("lr")  # validated before lr_min (declared first); absent if it was refused
+        if lr is not None and lr_min > lr:
+            raise ValueError(f"must be <= lr (the floor of the decay), got {lr_min} > {lr}")
+        return lr_min
 
 
 class TrainParams(StepParams):

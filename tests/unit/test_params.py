@@ -71,7 +71,7 @@ def test_alternating_needs_k_batches_per_epoch(raw_params):
 @pytest.mark.parametrize(("section", "key", "value", "message"), [
     ("train", "lr", float("inf"), r"train\.lr: input should be a finite number, got inf"),
     ("train", "monitor_sigma", float("nan"), r"train\.monitor_sigma: input should be a finite number, got nan"),
-    ("train", "lr_min", 0.5, r"train: lr_min must be <= lr \(the floor of the decay\), got 0\.5 > 0\.1"),
+    ("train", "lr_min", 0.5, r"train\.lr_min: must be <= lr \(the floor of the decay\), got 0\.5 > 0\.1"),
     ("parzen", "test_points", 20_000, r"parzen\.test_points: input should be less than or equal to 10000, got 20000"),
 ])
 def test_values_that_would_fail_only_after_compute_are_refused_before_it(raw_params, section, key, value, message):
