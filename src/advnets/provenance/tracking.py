@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import socket
@@ -22,6 +23,11 @@ from mlflow.entities import Metric, Param
 from advnets.atomic import pending, process_alive, write_text
 from advnets.params import changes_results, param_strings
 from advnets.provenance import layers, repository
+
+# MLflow's sqlite store logs every database error with its traceback before raising it as an
+# MlflowException; a stage says a store's fault in one line (advnets.pipeline.stage), and any other
+# error keeps its traceback there, the database's error included: the log would say it twice.
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 RUN_RECORD = "models/mlflow-run.json"  # the train stage's pointer to its MLflow run
 MD5_TAG = "dvc.md5."  # tag prefix: dvc.md5.models/generator.pt = the file's md5
