@@ -7,7 +7,7 @@ import pytest
 
 from advnets.atomic import (
     _WRITER, DiskFullError, atomic_path, outputs_together, pending, remove_when_done, replace_dir, staged_dir,
-    write_text,
+    sweep, write_text,
 )
 
 
@@ -154,3 +154,16 @@ def test_what_a_killed_process_left_staged_or_half_unpacked_is_removed_by_the_ne
         with staged_dir(tmp_path / "data") as (_, out):
             (out / "x").write_text("x")
     assert not staging.exists() and not scratch.exists() and alive.exists()
+
+
+def test_a_sweep_removes_only_what_dead_processes_of_this_machine_left(tmp_path):
+    dead = 2**22 + 12346
+    litter = [tmp_path / f".stage.{_WRITER}_{dead}", tmp_path / "m" / f".generator.pt.{_WRITER}_{dead}.k2j4.tmp",
+              tmp_path / f".mnist.{_WRITER}_{dead}.x7_q.tmp"]
+    kept = [tmp_path / f".stage.{_WRITER}_{os.getpid()}", tmp_path / "m" / f".generator.pt.other-host_{dead}.k2j4.tmp",
+            tmp_path / "m" / "generator.pt"]
+    for path in litter + kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (path.mkdir() if path.name.startswith(".stage") or path.name.startswith(".mnist") else path.write_text("x"))
+    assert sorted(sweep(tmp_path)) == sorted(litter)
+    assert all(path.exists() for path in kept) and not any(path.exists() for path in litter)
