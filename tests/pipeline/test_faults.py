@@ -289,6 +289,7 @@ def test_four_trainings_share_one_sqlite_store_and_lose_no_metric_step(tmp_path,
     steps = {(run.info.run_id, key): [m.step for m in client.get_metric_history(run.info.run_id, key)]
              for run in found for key in keys}
     assert all(logged == list(range(1, epochs + 1)) for logged in steps.values()), steps
-    rows = sqlite3.connect(shared).execute("select count(*) from metrics where key in (%s)" % ",".join("?" * len(keys)), keys)
+    marks = ",".join("?" * len(keys))
+    rows = sqlite3.connect(shared).execute(f"select count(*) from metrics where key in ({marks})", keys)
     assert rows.fetchone()[0] == 4 * len(keys) * epochs
     assert all(not litter(repo) for repo in repos)

@@ -36,13 +36,16 @@ if _STAGE and sys.argv and sys.argv[0].replace(os.sep, "/").endswith(_STAGE):
     elif how == "copy":
         import shutil
 
-        for function in ("copy", "copy2", "copyfile", "copystat"):  # MLflow copies, then copies the file's times
-            def copy(src, dst, *args, _real=getattr(shutil, function), **kwargs):
+        def killing(real):
+            def copy(src, dst, *args, **kwargs):
                 if os.path.basename(os.fspath(src)) == where:
                     _die()
-                return _real(src, dst, *args, **kwargs)
+                return real(src, dst, *args, **kwargs)
 
-            setattr(shutil, function, copy)
+            return copy
+
+        for function in ("copy", "copy2", "copyfile", "copystat"):  # MLflow copies, then copies the file's times
+            setattr(shutil, function, killing(getattr(shutil, function)))
     elif how == "exit":
         import atexit
 
