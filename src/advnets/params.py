@@ -378,8 +378,23 @@ def _flat(dumped: dict[str, Any], sections: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
-def _describe(error: dict[str, Any]) -> str:
-    key = ".".join(str(part) for part in error["loc"]) or "params"
+def _key(error: dict[str, Any], raw: Any) -> str:
+    """The dotted key an error is about, as the file spells it: pydantic's location also names the
+    member of a union it tried (`float`, `literal['data_mean']`), which the file has no key for."""
+    parts, node = [], raw
+    for i, part in enumerate(error["loc"]):
+        found = (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node))
+        if found:
+            parts.append(str(part))
+            node = node[part]
+        elif i == len(error["loc"]) - 1 and error["type"] == "missing":
+            parts.append(str(part))
+    return ".".join(parts) or "params"
+
+
+def _describe(error: dict[str, Any], raw: Any = None) -> str:
+    key = _key(error, raw)
     if error["type"] == "extra_forbidden":
         return f"{key}: unknown key"
     if error["type"] == "missing":
@@ -396,7 +411,7 @@ def validate(raw: Any, source: str = "params") -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        problems = "\n  ".join(_describe(error) for error in exc.errors())
+        problems = "\n  ".join(dict.fromkeys(_describe(error, raw) for error in exc.errors()))
         raise ParamsError(f"invalid {source}:\n  {problems}") from None
 
 

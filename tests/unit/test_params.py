@@ -85,3 +85,54 @@ def test_a_key_given_twice_is_refused_not_silently_the_last(tmp_path):
     (tmp_path / "params.yaml").write_text(text)
     with pytest.raises(ParamsError, match=r"key 'lr' appears twice in one mapping \(first at line \d+\)"):
         load_params(tmp_path / "params.yaml")
+
+
+def leaves(tree: dict, prefix: str = ""):
+    """(dotted key, value) of every leaf of params.yaml (a list is one leaf)."""
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def bad_inputs(raw: dict) -> list[tuple[str, str, object]]:
+    """For every key of the file: removed, given a mapping, given a sibling that does not exist; and
+    for every number, infinity and NaN. (key, what, value); value None means "removed"."""
+    cases = []
+    for key, value in leaves(raw):
+        cases += [(key, "removed", None), (key, "a mapping", {"x": 1}), (key + "_typo", "unknown", 1)]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            cases += [(key, "infinite", float("inf")), (key, "NaN", float("nan"))]
+    return cases
+
+
+def test_every_key_refuses_every_bad_input_naming_itself(raw_params):
+    """A generated matrix of bad inputs over the whole file (a number the loader would take for a
+    string, or a key misspelt, in any section): each is refused on load, before any compute,
+    with the key named."""
+    import copy
+    import re
+
+    cases = bad_inputs(raw_params)
+    assert len(cases) > 300  # every section: MNIST's, the toy's, CIFAR-10's and TFD's
+    missed = []
+    for key, what, value in cases:
+        raw = copy.deepcopy(raw_params)
+        *sections, leaf = key.split(".")
+        node = raw
+        for section in sections:
+            node = node[section]
+        if value is None:
+            del node[leaf]
+        else:
+            node[leaf] = value
+        try:
+            validate(raw)
+        except ParamsError as refused:
+            named = re.findall(r"^\s+(\S+): ", str(refused), flags=re.MULTILINE)
+            if not named or any(name != key and not name.startswith(key + ".") for name in named):
+                missed.append(f"{key} {what}: refused without naming it: {refused}")
+        else:
+            missed.append(f"{key} {what}: accepted")
+    assert not missed, "\n".join(missed)
