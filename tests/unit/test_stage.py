@@ -75,3 +75,25 @@ def test_a_bug_keeps_its_traceback():
     refused = mlflow.exceptions.MlflowException("Invalid value for param", error_code="INVALID_PARAMETER_VALUE")
     with pytest.raises(mlflow.exceptions.MlflowException):  # a bad request is not the store's fault
         run_stage("sample", raising(refused))
+
+
+def test_ctrl_c_during_a_store_query_is_not_logged_as_a_database_error(capsys):
+    """SQLAlchemy logs the failure to close the cursor that Ctrl-C left, with its traceback."""
+    import logging
+
+    import advnets.provenance.tracking  # noqa: F401  it filters that log
+
+    def main():
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            try:
+                raise RuntimeError("Cannot operate on a closed database.")
+            except RuntimeError:
+                logging.getLogger("sqlalchemy.pool.impl.QueuePool").error("Error closing cursor", exc_info=True)
+            raise
+
+    with pytest.raises(SystemExit):
+        run_stage("train", main)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "Error closing cursor" not in err and err.startswith("train: interrupted; ")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import sqlalchemy
 import torch
 from filelock import FileLock
 from mlflow.data.http_dataset_source import HTTPDatasetSource
@@ -28,6 +29,24 @@ from advnets.provenance import layers, repository
 # MlflowException; a stage says a store's fault in one line (advnets.pipeline.stage), and any other
 # error keeps its traceback there, the database's error included: the log would say it twice.
 logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+
+
+def _not_an_interrupt(record: logging.LogRecord) -> bool:
+    """False for what SQLAlchemy logs when Ctrl-C cut a query short ("Error closing cursor", with
+    its traceback, through the connection pool's logger): the stage says it was interrupted, in one
+    line."""
+    error = record.exc_info[1] if record.exc_info else None
+    while error is not None:
+        if isinstance(error, KeyboardInterrupt):
+            return False
+        error = error.__context__
+    return True
+
+
+for _pool in (sqlalchemy.pool.QueuePool, sqlalchemy.pool.NullPool, sqlalchemy.pool.SingletonThreadPool,
+              sqlalchemy.pool.StaticPool, sqlalchemy.engine.Engine):  # what MLflow's stores use
+    # each class logs under its namespace if it names one (Engine), else its qualified name
+    logging.getLogger(getattr(_pool, "_sqla_logger_namespace", f"{_pool.__module__}.{_pool.__name__}")).addFilter(_not_an_interrupt)
 
 RUN_RECORD = "models/mlflow-run.json"  # the train stage's pointer to its MLflow run
 MD5_TAG = "dvc.md5."  # tag prefix: dvc.md5.models/generator.pt = the file's md5
