@@ -121,7 +121,8 @@ class MlflowTrainingLog(TrainingLog):
         for key, md5 in tags.items():
             if key.startswith(tracking.MD5_TAG) and key not in outs:
                 path = key.removeprefix(tracking.MD5_TAG)
-                if deps.get(key, repository.content_md5(code_root, path)) != md5:
+                now = deps[key] if key in deps else repository.content_md5(code_root, path)  # hashed only if not loaded
+                if now != md5:
                     return None
         return run.info.run_id
 
